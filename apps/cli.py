@@ -1,0 +1,105 @@
+"""The ``seqapps`` console command: one entry point for every app.
+
+    seqapps --help          lists the subcommands
+    seqapps --version       prints the installed version
+    seqapps info            versions of the stack and the devices TensorFlow sees
+
+Subcommands are registered in ``SUBCOMMANDS``; each adds its arguments to its own sub-parser and
+runs through ``run(args) -> int``. TensorFlow is imported only by the subcommands that need it, so
+``--help`` and ``--version`` answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+
+from apps.common.errors import SeqappsError
+
+PROGRAM = "seqapps"
+
+
+def installed_version(distribution: str = PROGRAM) -> str:
+    """The installed version of ``distribution``, or a note saying it is not installed."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    name: str
+    summary: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def _add_no_arguments(parser: argparse.ArgumentParser) -> None:
+    del parser
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    del args
+    from seqlayers._quiet_import import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    import tensorflow as tf
+
+    print(f"{PROGRAM} {installed_version()}")
+    print(f"python {platform.python_version()} ({platform.machine()})")
+    for distribution in ("tensorflow", "tensorflow-text", "keras", "keras-tuner"):
+        print(f"{distribution} {installed_version(distribution)}")
+    devices = tf.config.list_physical_devices()
+    print("devices: " + ", ".join(f"{d.device_type}:{d.name.rsplit(':', 1)[-1]}" for d in devices))
+    return 0
+
+
+SUBCOMMANDS: list[Subcommand] = [
+    Subcommand(
+        name="info",
+        summary="print the versions of the stack and the devices TensorFlow sees",
+        add_arguments=_add_no_arguments,
+        run=_run_info,
+    ),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM,
+        description="Train, evaluate, predict with and export sequence-model apps.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROGRAM} {installed_version()}")
+    subparsers = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
+    for subcommand in SUBCOMMANDS:
+        subparser = subparsers.add_parser(
+            subcommand.name, help=subcommand.summary, description=subcommand.summary
+        )
+        subcommand.add_arguments(subparser)
+        subparser.set_defaults(run=subcommand.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args)
+    except SeqappsError as error:
+        print(f"{PROGRAM}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROGRAM}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

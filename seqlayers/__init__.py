@@ -1,0 +1,13 @@
+"""seqlayers: Keras 3 sequence layers, each proven against an independent reference.
+
+Every layer is written on ``keras.ops``, registered for serialization under the package name
+``seqlayers`` (so ``keras.models.load_model`` needs no ``custom_objects``), mask-aware where its
+docstring says so, and exports to a SavedModel that TF Serving runs without this package.
+"""
+
+# Imported first for its side effect: TensorFlow loads here, without its C++ start-up noise.
+from seqlayers import _quiet_import  # noqa: F401
+
+__version__ = "0.1.0"
+
+__all__: list[str] = []

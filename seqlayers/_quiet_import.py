@@ -1,0 +1,49 @@
+"""Imports TensorFlow without the C++ start-up noise.
+
+TensorFlow's native libraries write INFO lines to file descriptor 2 while they load (oneDNN notices,
+"Could not find cuda drivers", "failed call to cuInit" on CPU-only machines), before its own
+log-level setting is read, so ``TF_CPP_MIN_LOG_LEVEL`` alone cannot hide them. We raise the log
+level and point descriptor 2 at /dev/null only while TensorFlow loads and enumerates devices.
+
+A user who sets ``TF_CPP_MIN_LOG_LEVEL`` (to any value, e.g. ``0`` for everything) keeps full
+control: then nothing is redirected and their level applies.
+"""
+
+import contextlib
+import os
+import sys
+
+
+@contextlib.contextmanager
+def _stderr_descriptor_silenced():
+    sys.stderr.flush()
+    saved_descriptor = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved_descriptor, 2)
+        os.close(saved_descriptor)
+        os.close(devnull)
+
+
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow (once) with its native start-up logging hidden, unless the user asked."""
+    if "tensorflow" in sys.modules:
+        return
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        import tensorflow  # noqa: F401  (the user's log level applies)
+
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    with _stderr_descriptor_silenced():
+        # A Python exception raised here propagates and is printed after stderr is restored.
+        import tensorflow as tf
+
+        # Device discovery (and cuInit's error on CPU-only machines) happens lazily otherwise.
+        tf.config.list_physical_devices()
+
+
+import_tensorflow_quietly()

@@ -1,0 +1,1 @@
+"""KerasTuner searches for every app (resumable; chief/worker distribution by KerasTuner itself)."""
