@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.seqapps-installed
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: demo test test-slow lint format install
+.PHONY: demo test test-slow lint format install bench-tcn
 
 install: $(INSTALLED)
 
@@ -36,3 +36,12 @@ test-slow: $(INSTALLED)
 demo:
 	@echo "make demo: the sentiment app has not landed yet; 'make test' is what works today." >&2
 	@exit 1
+
+# Benchmarks (bench/RESULTS.md holds their figures). keras-tcn is benchmarked, never a dependency:
+# its wheel's metadata names tensorflow-macos, so it goes in without dependencies, beside the bench.
+bench/.keras-tcn: | $(INSTALLED)
+	$(BIN)/python -m pip install --quiet --no-deps --target $@ keras-tcn==3.5.7
+
+bench-tcn: bench/.keras-tcn
+	$(BIN)/python bench/bench_tcn.py throughput
+	$(BIN)/python bench/bench_tcn.py adding

@@ -7,7 +7,16 @@ docstring says so, and exports to a SavedModel that TF Serving runs without this
 
 # Imported first for its side effect: TensorFlow loads here, without its C++ start-up noise.
 from seqlayers import _quiet_import  # noqa: F401
+from seqlayers.tcn import TCN, last_valid_step
+from seqlayers.tcn_block import TCNBlock, receptive_field
+from seqlayers.weight_normalization import WeightNormalization
 
 __version__ = "0.1.0"
 
-__all__: list[str] = []
+__all__ = [
+    "TCN",
+    "TCNBlock",
+    "WeightNormalization",
+    "last_valid_step",
+    "receptive_field",
+]

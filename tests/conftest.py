@@ -1,8 +1,8 @@
 """Shared pytest set-up: a quiet TensorFlow import and a fixed random seed for every test."""
 
-import pytest
+import seqlayers._quiet_import  # noqa: F401  (loads TensorFlow without its C++ start-up noise)
 
-import seqlayers  # noqa: F401  (first: loads TensorFlow without its C++ start-up noise)
+import pytest
 
 
 @pytest.fixture(autouse=True)
