@@ -1,12 +1,13 @@
 """The ``seqapps`` console command: one entry point for every app.
 
-    seqapps --help          lists the subcommands
-    seqapps --version       prints the installed version
-    seqapps info            versions of the stack and the devices TensorFlow sees
+    seqapps --help                      lists the subcommands
+    seqapps --version                   prints the installed version
+    seqapps info                        versions of the stack and the devices TensorFlow sees
+    seqapps train|evaluate|predict|export APP [options]    (seqapps train --help lists the apps)
 
-Subcommands are registered in ``SUBCOMMANDS``; each adds its arguments to its own sub-parser and
-runs through ``run(args) -> int``. TensorFlow is imported only by the subcommands that need it, so
-``--help`` and ``--version`` answer at once.
+The app commands come from ``APPS`` (each app's ``AppCommands``); other subcommands from
+``SUBCOMMANDS``. TensorFlow is imported only when a command runs, so ``--help`` and
+``--version`` answer at once.
 """
 
 from __future__ import annotations
@@ -18,7 +19,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 
+from apps.common.app import COMMANDS, AppCommands
 from apps.common.errors import SeqappsError
+from apps.sentiment.cli import APP as SENTIMENT
+
+APPS: list[AppCommands] = [SENTIMENT]
 
 PROGRAM = "seqapps"
 
@@ -45,9 +50,6 @@ def _add_no_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run_info(args: argparse.Namespace) -> int:
     del args
-    from seqlayers._quiet_import import import_tensorflow_quietly
-
-    import_tensorflow_quietly()
     import tensorflow as tf
 
     print(f"{PROGRAM} {installed_version()}")
@@ -76,6 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"{PROGRAM} {installed_version()}")
     subparsers = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
+    for command, summary in COMMANDS.items():
+        command_parser = subparsers.add_parser(command, help=summary, description=summary)
+        app_parsers = command_parser.add_subparsers(dest="app", metavar="APP", required=True)
+        for app in APPS:
+            app_parser = app_parsers.add_parser(
+                app.name, help=app.summary, description=f"{command} {app.name}: {app.summary}"
+            )
+            app.add_arguments(command, app_parser)
+            app_parser.set_defaults(
+                run=lambda args, app=app, command=command: app.run(command, args)
+            )
     for subcommand in SUBCOMMANDS:
         subparser = subparsers.add_parser(
             subcommand.name, help=subcommand.summary, description=subcommand.summary
@@ -91,6 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    # Every command runs TensorFlow: load it now, before any module imports keras, without its
+    # C++ start-up noise (--help and --version never get here).
+    from seqlayers._quiet_import import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
     try:
         return args.run(args)
     except SeqappsError as error:

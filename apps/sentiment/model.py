@@ -1,0 +1,96 @@
+"""Sentiment classifiers from ``seqlayers``: token ids in, class probabilities out.
+
+Every architecture starts with ``Embedding(mask_zero=True)``, so padding (id 0) becomes a Keras
+mask that each layer honours, and ends with a softmax over the classes.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from seqlayers.tcn import TCN
+
+ARCHITECTURES = ("tcn", "lstm", "transformer")
+
+DEFAULT_HYPERPARAMETERS = {
+    "tcn": {
+        "embedding_dim": 128,
+        "filters": 128,
+        "kernel_size": 3,
+        "dilations": [1, 2, 4, 8],
+        "dropout": 0.5,
+        "learning_rate": 1e-3,
+    },
+    "lstm": {"embedding_dim": 128, "units": 96, "dropout": 0.5, "learning_rate": 2e-3},
+    "transformer": {
+        "embedding_dim": 128,
+        "num_heads": 4,
+        "intermediate_dim": 256,
+        "layers": 2,
+        "dropout": 0.3,
+        "learning_rate": 5e-4,
+    },
+}
+
+
+def build_classifier(
+    architecture: str, vocabulary_size: int, num_classes: int, hyperparameters: dict
+) -> keras.Model:
+    """An uncompiled model ``int32[batch, time] -> float32[batch, num_classes]``."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+    hp = {**DEFAULT_HYPERPARAMETERS[architecture], **hyperparameters}
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    embedded = keras.layers.Embedding(
+        vocabulary_size, hp["embedding_dim"], mask_zero=True, name="embedding"
+    )(token_ids)
+    embedded = keras.layers.SpatialDropout1D(hp["dropout"] / 2, name="embedding_dropout")(embedded)
+
+    # === Sequence encoder ===
+    if architecture == "tcn":
+        # Non-causal ("same") padding: a classifier may look ahead. Masked mean over time.
+        sequence = TCN(
+            hp["filters"],
+            kernel_size=hp["kernel_size"],
+            dilations=hp["dilations"],
+            padding="same",
+            normalization="weight",
+            dropout=hp["dropout"] / 2,
+            name="tcn",
+        )(embedded)
+        features = keras.layers.GlobalAveragePooling1D(name="mean_over_time")(sequence)
+    elif architecture == "lstm":
+        from seqlayers.peephole_lstm import PeepholeLSTM
+
+        features = keras.layers.Bidirectional(
+            PeepholeLSTM(hp["units"], name="peephole_lstm"), name="bidirectional"
+        )(embedded)
+    else:
+        from seqlayers.sinusoidal_positional_encoding import SinusoidalPositionalEncoding
+        from seqlayers.transformer_encoder import TransformerEncoder
+
+        sequence = SinusoidalPositionalEncoding(name="positions")(embedded)
+        for index in range(hp["layers"]):
+            sequence = TransformerEncoder(
+                hp["intermediate_dim"],
+                hp["num_heads"],
+                dropout=hp["dropout"],
+                name=f"transformer_{index}",
+            )(sequence)
+        features = keras.layers.GlobalAveragePooling1D(name="mean_over_time")(sequence)
+
+    # === Classifier head ===
+    features = keras.layers.Dropout(hp["dropout"], name="dropout")(features)
+    probabilities = keras.layers.Dense(
+        num_classes, activation="softmax", dtype="float32", name="probabilities"
+    )(features)
+    return keras.Model(token_ids, probabilities, name=f"sentiment_{architecture}")
+
+
+def compile_classifier(model: keras.Model, learning_rate: float) -> keras.Model:
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
