@@ -1,0 +1,245 @@
+"""The sentiment app end to end through ``seqapps``: train, resume, evaluate, predict, export."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from apps import cli
+from apps.common import training
+from apps.sentiment import task
+from apps.sentiment.builtin_data import builtin_sentiment_data
+
+SAVED_MODEL_CLI = Path(sys.executable).with_name("saved_model_cli")
+
+
+def write_tsv_folder(folder: Path, sizes=(("train", 800), ("dev", 200), ("test", 200))) -> Path:
+    """A small TSV copy of the built-in reviews: quick to train on, same task."""
+    data = builtin_sentiment_data(seed=0)
+    source = {"train": "train", "dev": "validation", "test": "test"}
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, size in sizes:
+        examples = data.splits[source[name]]
+        rows = [f"{t}\t{label}" for t, label in zip(examples.texts, examples.labels, strict=True)]
+        (folder / f"{name}.tsv").write_text("text\tlabel\n" + "\n".join(rows[:size]) + "\n")
+    return folder
+
+
+def seqapps(*args) -> int:
+    return cli.main([str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_tsv_folder(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, data_dir):
+    run_dir = tmp_path_factory.mktemp("runs") / "sentiment"
+    assert seqapps("train", "sentiment", "--data", data_dir, "--epochs", 4, "--out", run_dir) == 0
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory, trained_run):
+    base = tmp_path_factory.mktemp("saved_models")
+    assert seqapps("export", "sentiment", "--model", trained_run, "--base", base) == 0
+    return base / "sentiment" / "1"
+
+
+def test_training_writes_a_complete_run_directory(trained_run):
+    for name in (
+        "config.json",
+        "vocabulary.txt",
+        "model.keras",
+        "training_log.csv",
+        "metrics.json",
+    ):
+        assert (trained_run / name).exists(), name
+    assert any((trained_run / "tensorboard").rglob("events.out.tfevents.*"))
+    assert not (trained_run / "backup").exists()  # removed once training finished
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert metrics["split"] == "validation" and metrics["examples"] == 200
+    assert metrics["accuracy"] > 0.75, metrics  # chance is 0.5
+
+
+def test_evaluate_prints_metrics_and_json_last(trained_run, data_dir, capsys):
+    assert (
+        seqapps("evaluate", "sentiment", "--model", trained_run, "--data", data_dir, "--json") == 0
+    )
+    lines = capsys.readouterr().out.strip().splitlines()
+    report = json.loads(lines[-1])
+    assert report["split"] == "test" and report["examples"] == 200
+    assert report["accuracy"] > 0.75
+    assert any(line.startswith("macro-F1") for line in lines)
+    assert any(line.startswith("true \\ predicted") for line in lines)
+
+
+def test_run_directory_and_export_give_the_same_answers(trained_run, export_dir, data_dir):
+    texts = [*builtin_sentiment_data(seed=5).splits["test"].texts[:50], "", "�", "!!!"]
+    from_run = task.load_classifier(trained_run).probabilities(texts)
+    from_export = task.load_classifier(export_dir).probabilities(texts)
+    np.testing.assert_allclose(from_run, from_export, atol=1e-5)
+    run_report = task.evaluate(trained_run, data_dir)
+    export_report = task.evaluate(export_dir, data_dir)
+    assert run_report["confusion_matrix"] == export_report["confusion_matrix"]
+
+
+def test_predict_reads_arguments_or_stdin(trained_run, export_dir, capsys, monkeypatch):
+    assert seqapps("predict", "sentiment", "--model", export_dir, "the plot was superb.") == 0
+    label, probability, text = capsys.readouterr().out.strip().split("\t")
+    assert label in ("negative", "positive") and 0.5 <= float(probability) <= 1.0
+    assert text == "the plot was superb."
+    monkeypatch.setattr(sys, "stdin", __import__("io").StringIO("one\ntwo\n"))
+    assert seqapps("predict", "sentiment", "--model", trained_run) == 0
+    assert [line.split("\t")[2] for line in capsys.readouterr().out.splitlines()] == ["one", "two"]
+
+
+def test_export_layout_warmup_and_config(export_dir):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    assert (export_dir / "saved_model.pb").exists()
+    assert (export_dir / "assets" / "vocabulary.txt").exists()
+    config = json.loads((export_dir / "assets.extra" / "seqapps.json").read_text())
+    assert config["app"] == "sentiment" and config["label_names"] == ["negative", "positive"]
+    records = list(
+        tf.data.TFRecordDataset(str(export_dir / "assets.extra" / "tf_serving_warmup_requests"))
+    )
+    assert len(records) == 3
+    for record in records:
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        request = log.predict_log.request
+        assert request.model_spec.signature_name == "serving_default"
+        assert tf.make_ndarray(request.inputs["text"]).dtype == object
+    assert not [p for p in export_dir.parent.iterdir() if p.name.startswith(".tmp")]
+
+
+def test_exports_get_the_next_version_and_never_overwrite(trained_run, export_dir, capsys):
+    base = export_dir.parents[1]
+    assert seqapps("export", "sentiment", "--model", trained_run, "--base", base) == 0
+    assert (base / "sentiment" / "2" / "saved_model.pb").exists()
+    assert (
+        seqapps("export", "sentiment", "--model", trained_run, "--base", base, "--version", 1) == 2
+    )
+    assert "already exists; versions are never overwritten" in capsys.readouterr().err
+
+
+def test_a_failed_export_leaves_no_version_behind(trained_run, tmp_path, monkeypatch):
+    def broken_warmup(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(task.export_tools, "write_warmup_requests", broken_warmup)
+    with pytest.raises(RuntimeError, match="disk full"):
+        task.export(trained_run, tmp_path)
+    assert list((tmp_path / "sentiment").iterdir()) == []
+
+
+FRESH_PROCESS = textwrap.dedent(
+    """
+    import json, sys
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (TF Serving has these ops built in)
+
+    serving = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+    texts = [b"the acting was superb.", b"", b"\\xff\\xfe not utf-8 \\xc3",
+             b"word " * 200_000, b"the plot was not boring at all"]
+    outputs = serving(text=tf.constant(texts))
+    project = sorted({m.split(".")[0] for m in sys.modules} & {"apps", "seqlayers", "tuning"})
+    print(json.dumps({
+        "labels": [label.decode() for label in outputs["label"].numpy()],
+        "probabilities": outputs["probabilities"].numpy().tolist(),
+        "project_modules": project,
+    }))
+    """
+)
+
+
+def test_export_serves_raw_text_in_a_process_without_the_project(export_dir, tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-I", "-c", FRESH_PROCESS, str(export_dir)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result["project_modules"] == []
+    assert all(label in ("negative", "positive") for label in result["labels"])
+    probabilities = np.array(result["probabilities"])
+    assert probabilities.shape == (5, 2)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert np.all(np.isfinite(probabilities))
+
+
+def test_saved_model_cli_lists_the_signature(export_dir):
+    completed = subprocess.run(
+        [str(SAVED_MODEL_CLI), "show", "--dir", str(export_dir), "--tag_set", "serve",
+         "--signature_def", "serving_default"],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    shown = completed.stdout
+    assert "inputs['text']" in shown and "dtype: DT_STRING" in shown
+    assert "outputs['label']" in shown and "outputs['probabilities']" in shown
+
+
+def test_interrupted_training_resumes_without_losing_epochs(
+    tmp_path, data_dir, monkeypatch, capsys
+):
+    small = write_tsv_folder(tmp_path / "small", (("train", 200), ("dev", 50)))
+    run_dir = tmp_path / "run"
+    original = training.EpochSummary.on_epoch_end
+
+    def crash_after_second_epoch(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training.EpochSummary, "on_epoch_end", crash_after_second_epoch)
+    arguments = ("train", "sentiment", "--data", small, "--epochs", 4, "--out", run_dir)
+    assert seqapps(*arguments) == 130  # Ctrl-C
+    assert (run_dir / "backup").exists() and not (run_dir / "metrics.json").exists()
+    monkeypatch.setattr(training.EpochSummary, "on_epoch_end", original)
+    capsys.readouterr()
+    assert seqapps(*arguments) == 0
+    output = capsys.readouterr().out
+    assert "resuming tcn" in output
+    assert "epoch 3/4" in output and "epoch 1/4" not in output
+    epochs = [
+        line.split(",")[0] for line in (run_dir / "training_log.csv").read_text().splitlines()
+    ]
+    assert epochs[1:] == ["0", "1", "2", "3"]  # header, then every epoch exactly once
+    assert (run_dir / "metrics.json").exists()
+
+
+def test_a_finished_run_is_not_overwritten_by_accident(trained_run, data_dir, capsys):
+    assert seqapps("train", "sentiment", "--data", data_dir, "--out", trained_run) == 2
+    assert (
+        "holds a finished run; choose another --out or pass --overwrite" in capsys.readouterr().err
+    )
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path, data_dir, capsys):
+    run_dir = tmp_path / "run"
+    training.prepare_run_directory(run_dir, {"app": "sentiment", "architecture": "lstm"}, False)
+    assert seqapps("train", "sentiment", "--data", data_dir, "--out", run_dir) == 2
+    assert "architecture: 'lstm' -> 'tcn'" in capsys.readouterr().err
+
+
+def test_bad_input_gets_one_clear_line(tmp_path, trained_run, capsys):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("text\tlabel\nfine film\tpositive\nodd film\tmeh\n")
+    assert seqapps("evaluate", "sentiment", "--model", trained_run, "--data", bad) == 2
+    assert f"seqapps: error: {bad}:3: unknown label 'meh'" in capsys.readouterr().err
+    assert seqapps("predict", "sentiment", "--model", tmp_path, "x") == 2
+    assert "neither a training run directory" in capsys.readouterr().err
