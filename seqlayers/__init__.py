@@ -7,6 +7,15 @@ docstring says so, and exports to a SavedModel that TF Serving runs without this
 
 # Imported first for its side effect: TensorFlow loads here, without its C++ start-up noise.
 from seqlayers import _quiet_import  # noqa: F401
+from seqlayers.conv_lstm import (
+    ConvLSTM1D,
+    ConvLSTM1DCell,
+    ConvLSTM2D,
+    ConvLSTM2DCell,
+    ConvLSTM3D,
+    ConvLSTM3DCell,
+)
+from seqlayers.peephole_lstm import PeepholeLSTM, PeepholeLSTMCell
 from seqlayers.tcn import TCN, last_valid_step
 from seqlayers.tcn_block import TCNBlock, receptive_field
 from seqlayers.weight_normalization import WeightNormalization
@@ -15,6 +24,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "TCN",
+    "ConvLSTM1D",
+    "ConvLSTM1DCell",
+    "ConvLSTM2D",
+    "ConvLSTM2DCell",
+    "ConvLSTM3D",
+    "ConvLSTM3DCell",
+    "PeepholeLSTM",
+    "PeepholeLSTMCell",
     "TCNBlock",
     "WeightNormalization",
     "last_valid_step",

@@ -338,6 +338,17 @@ def check_mixed_precision(subject: LayerUnderTest) -> None:
         raise _fail(subject, check, f"variables must stay float32, got {wrong}")
 
 
+def _per_step_mse(targets, predictions):
+    """Mean squared error per example, or per example and step for outputs with a time axis.
+
+    Keras weights a loss with the output's mask (``[batch, time]``), so the loss must keep
+    exactly those axes, whatever the rank of the output (a ConvLSTM's is 5).
+    """
+    rank = len(predictions.shape)
+    axes = tuple(range(2, rank)) if rank > 2 else (rank - 1,)
+    return ops.mean(ops.square(targets - predictions), axis=axes)
+
+
 def check_jit_training_step(subject: LayerUnderTest) -> None:
     check = "XLA training step"
     model = subject.build_model(masking=subject.masking)
@@ -352,7 +363,7 @@ def check_jit_training_step(subject: LayerUnderTest) -> None:
         rng.standard_normal(shape).astype("float32")
         for shape in subject.expected_output_shapes(length, batch_size)
     ]
-    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse", jit_compile=True)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=_per_step_mse, jit_compile=True)
     if model.jit_compile is not True:
         raise _fail(subject, check, "Keras refused jit_compile=True for this layer")
     before = [keras.ops.convert_to_numpy(v).copy() for v in model.trainable_variables]

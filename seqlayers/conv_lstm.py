@@ -1,0 +1,735 @@
+"""Convolutional LSTM (Shi et al., 2015) in 1, 2 and 3 dimensions, with the paper's peepholes."""
+
+import math
+
+import keras
+from keras import ops
+
+from seqlayers.peephole_lstm import (
+    PEEPHOLE_WEIGHT_NAMES,
+    RNNWithSequenceDropout,
+    check_dropout_rate,
+    check_positive_int,
+    dropout_keep_mask,
+)
+
+PADDINGS = ("valid", "same")
+DATA_FORMATS = ("channels_last", "channels_first")
+
+# The arguments of ConvLSTMCell that the ConvLSTM layers forward to their cell (and report in
+# their config); the rest of the cell's config (name, dtype, trainable) belongs to the layer.
+_CELL_ARGUMENTS = (
+    "rank",
+    "filters",
+    "kernel_size",
+    "strides",
+    "padding",
+    "data_format",
+    "dilation_rate",
+    "activation",
+    "recurrent_activation",
+    "use_bias",
+    "use_peepholes",
+    "kernel_initializer",
+    "recurrent_initializer",
+    "bias_initializer",
+    "peephole_initializer",
+    "unit_forget_bias",
+    "kernel_regularizer",
+    "recurrent_regularizer",
+    "bias_regularizer",
+    "peephole_regularizer",
+    "kernel_constraint",
+    "recurrent_constraint",
+    "bias_constraint",
+    "peephole_constraint",
+    "dropout",
+    "recurrent_dropout",
+    "seed",
+)
+
+
+def as_int_tuple(name, value, rank):
+    """``value`` as a tuple of ``rank`` positive ints (an int is repeated)."""
+    values = (value,) * rank if isinstance(value, int) else value
+    if (
+        not isinstance(values, (tuple, list))
+        or len(values) != rank
+        or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values)
+    ):
+        raise ValueError(
+            f"{name} must be a positive integer or a tuple of {rank} positive integers, "
+            f"got {value!r}"
+        )
+    return tuple(values)
+
+
+def conv_output_length(length, kernel_size, stride, dilation_rate, padding):
+    """Length of a convolution's output along one spatial axis."""
+    if padding == "same":
+        return math.ceil(length / stride)
+    return (length - dilation_rate * (kernel_size - 1) - 1) // stride + 1
+
+
+def time_step_mask(mask):
+    """A ``[batch, time]`` mask from one that may carry spatial axes too.
+
+    ``keras.layers.Masking`` on ``[batch, time, *spatial, channels]`` flags each pixel; a step
+    is valid if any of its pixels is.
+    """
+    if mask is None or len(mask.shape) == 2:
+        return mask
+    return ops.any(ops.cast(mask, "bool"), axis=tuple(range(2, len(mask.shape))))
+
+
+@keras.saving.register_keras_serializable(package="seqlayers")
+class ConvLSTMCell(keras.layers.Layer):
+    """One step of a convolutional LSTM of any rank 1-3, optionally with peepholes.
+
+    With ``*`` a convolution, ``⊙`` the elementwise product, ``σ`` the recurrent activation and
+    ``tanh`` the activation (Shi et al. 2015, eq. 3)::
+
+        i   = σ(W_i * x + U_i * h_{t-1} + b_i + p_i ⊙ c_{t-1})
+        f   = σ(W_f * x + U_f * h_{t-1} + b_f + p_f ⊙ c_{t-1})
+        c_t = f ⊙ c_{t-1} + i ⊙ tanh(W_c * x + U_c * h_{t-1} + b_c)
+        o   = σ(W_o * x + U_o * h_{t-1} + b_o + p_o ⊙ c_t)
+        h_t = o ⊙ tanh(c_t)
+
+    The input convolution uses ``strides``, ``padding`` and ``dilation_rate``; the recurrent
+    one has stride 1 and ``"same"`` padding, so ``h`` and ``c`` keep the spatial shape of the
+    input convolution's output. ``kernel`` ``[*kernel_size, input_channels, 4 filters]``,
+    ``recurrent_kernel`` ``[*kernel_size, filters, 4 filters]`` and ``bias`` ``[4 filters]``
+    hold the gates in the order i, f, c, o, exactly as ``keras.layers.ConvLSTM2D``. With
+    ``use_peepholes=True`` the peepholes ``input_gate_peephole_weights``,
+    ``forget_gate_peephole_weights`` and ``output_gate_peephole_weights`` are ``[filters]``
+    each: one weight per channel, shared over space. Without them the cell computes what
+    ``keras.layers.ConvLSTM2D``'s cell computes. The four gates come from one convolution per
+    input per step (``x`` with ``kernel``, ``h_{t-1}`` with ``recurrent_kernel``), not four.
+
+    Reference: Shi et al., "Convolutional LSTM Network: A Machine Learning Approach for
+    Precipitation Nowcasting", NeurIPS 2015, https://arxiv.org/abs/1506.04214.
+
+    Use it through ``ConvLSTM1D``, ``ConvLSTM2D`` or ``ConvLSTM3D``: they draw the dropout
+    masks once per sequence and know the cell's output shape (a plain ``keras.layers.RNN``
+    assumes ``[batch, filters]``, and the cell would draw fresh dropout masks at every step).
+
+    Args:
+        rank: 1, 2 or 3, the number of spatial axes.
+        filters: int, channels of ``h`` and ``c``.
+        kernel_size: int or tuple of ``rank`` ints, for both convolutions.
+        strides: int or tuple, default 1, of the input convolution. Strides above 1 exclude
+            dilation rates above 1.
+        padding: ``"valid"`` (default) or ``"same"``, of the input convolution.
+        data_format: ``"channels_last"``, ``"channels_first"`` or None (default: Keras'
+            ``image_data_format``).
+        dilation_rate: int or tuple, default 1, of the input convolution.
+        activation: default ``"tanh"``, for the candidate cell state and the output.
+        recurrent_activation: default ``"sigmoid"``, for the gates.
+        use_bias: default True.
+        use_peepholes: default False: add Shi et al.'s peephole terms ``p ⊙ c``.
+        kernel_initializer: default ``"glorot_uniform"``.
+        recurrent_initializer: default ``"orthogonal"``.
+        bias_initializer: default ``"zeros"``.
+        peephole_initializer: default ``"glorot_uniform"``; ``"zeros"`` starts without them.
+        unit_forget_bias: default True: the forget gate's bias starts at 1.
+        kernel_regularizer, recurrent_regularizer, bias_regularizer, peephole_regularizer:
+            default None.
+        kernel_constraint, recurrent_constraint, bias_constraint, peephole_constraint:
+            default None.
+        dropout: float in [0, 1), default 0: dropout on the inputs.
+        recurrent_dropout: float in [0, 1), default 0: dropout on ``h_{t-1}``.
+        seed: int or None, seed of the dropout masks.
+        **kwargs: base layer arguments (``name``, ``dtype``, ...).
+
+    Call arguments:
+        inputs: ``[batch, *spatial, channels]`` (channels_last) or
+            ``[batch, channels, *spatial]``, one step.
+        states: ``[h, c]``, optionally followed by a recurrent dropout mask shaped like ``h``
+            (the ConvLSTM layers pass their per-sequence mask this way), returned unchanged.
+        training: whether the cell draws its own dropout masks.
+
+    Returns:
+        ``(h, [h, c])`` (``[h, c, mask]`` when a mask came in).
+
+    Example:
+
+    >>> step = np.zeros((2, 16, 16, 3), "float32")
+    >>> cell = ConvLSTMCell(2, filters=8, kernel_size=3, padding="same")
+    >>> cell.build(step.shape)
+    >>> h, (h, c) = cell(step, cell.get_initial_state(batch_size=2))
+    >>> h.shape
+    TensorShape([2, 16, 16, 8])
+    """
+
+    def __init__(
+        self,
+        rank,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        data_format=None,
+        dilation_rate=1,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        use_peepholes=False,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        peephole_initializer="glorot_uniform",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        peephole_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        peephole_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if rank not in (1, 2, 3):
+            raise ValueError(f"rank must be 1, 2 or 3, got {rank!r}")
+        check_positive_int("filters", filters)
+        self.rank = rank
+        self.filters = filters
+        self.kernel_size = as_int_tuple("kernel_size", kernel_size, rank)
+        self.strides = as_int_tuple("strides", strides, rank)
+        self.dilation_rate = as_int_tuple("dilation_rate", dilation_rate, rank)
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError(
+                "strides above 1 exclude dilation rates above 1, got "
+                f"strides={strides!r} and dilation_rate={dilation_rate!r}"
+            )
+        if padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+        self.padding = padding
+        data_format = data_format or keras.config.image_data_format()
+        if data_format not in DATA_FORMATS:
+            raise ValueError(f"data_format must be one of {DATA_FORMATS}, got {data_format!r}")
+        self.data_format = data_format
+        check_dropout_rate("dropout", dropout)
+        check_dropout_rate("recurrent_dropout", recurrent_dropout)
+        self.activation = keras.activations.get(activation)
+        self.recurrent_activation = keras.activations.get(recurrent_activation)
+        self.use_bias = use_bias
+        self.use_peepholes = use_peepholes
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.peephole_initializer = keras.initializers.get(peephole_initializer)
+        self.unit_forget_bias = unit_forget_bias
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = keras.regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.peephole_regularizer = keras.regularizers.get(peephole_regularizer)
+        self.kernel_constraint = keras.constraints.get(kernel_constraint)
+        self.recurrent_constraint = keras.constraints.get(recurrent_constraint)
+        self.bias_constraint = keras.constraints.get(bias_constraint)
+        self.peephole_constraint = keras.constraints.get(peephole_constraint)
+        self.dropout = float(dropout)
+        self.recurrent_dropout = float(recurrent_dropout)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        # The channel counts of h and c; their spatial shape follows from the input.
+        self.state_size = [filters, filters]
+        self.output_size = filters
+        self.channel_axis = -1 if data_format == "channels_last" else 1
+
+    def output_shape_for(self, step_shape):
+        """The shape of ``h`` (and ``c``) for one step's input shape (batch axis included)."""
+        if self.data_format == "channels_last":
+            spatial = step_shape[1:-1]
+        else:
+            spatial = step_shape[2:]
+        output_spatial = tuple(
+            None
+            if length is None
+            else conv_output_length(length, kernel, stride, dilation, self.padding)
+            for length, kernel, stride, dilation in zip(
+                spatial, self.kernel_size, self.strides, self.dilation_rate, strict=True
+            )
+        )
+        if self.data_format == "channels_last":
+            return (step_shape[0], *output_spatial, self.filters)
+        return (step_shape[0], self.filters, *output_spatial)
+
+    def _gate_bias_initializer(self, shape, dtype=None):
+        # [4 filters]: bias_initializer for i, c, o; ones for f (unit_forget_bias).
+        filters = shape[0] // 4
+        return ops.concatenate(
+            [
+                self.bias_initializer((filters,), dtype=dtype),
+                ops.ones((filters,), dtype=dtype),
+                self.bias_initializer((2 * filters,), dtype=dtype),
+            ]
+        )
+
+    def build(self, input_shape):
+        if len(input_shape) != self.rank + 2:
+            raise ValueError(
+                f"a rank-{self.rank} ConvLSTM cell takes [batch, *spatial, channels] inputs "
+                f"with {self.rank} spatial axes, got input shape {input_shape}"
+            )
+        input_channels = input_shape[self.channel_axis]
+        if input_channels is None:
+            raise ValueError(f"the channel count must be known, got input shape {input_shape}")
+        self.state_shape = self.output_shape_for(input_shape)[1:]
+        if any(length is None for length in self.state_shape):
+            raise ValueError(f"the spatial shape must be known, got input shape {input_shape}")
+        if min(self.state_shape) < 1:
+            raise ValueError(
+                f"input shape {input_shape} is too small for kernel_size={self.kernel_size}, "
+                f"strides={self.strides}, dilation_rate={self.dilation_rate} and "
+                f"padding={self.padding!r}"
+            )
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(*self.kernel_size, input_channels, 4 * self.filters),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+        self.recurrent_kernel = self.add_weight(
+            name="recurrent_kernel",
+            shape=(*self.kernel_size, self.filters, 4 * self.filters),
+            initializer=self.recurrent_initializer,
+            regularizer=self.recurrent_regularizer,
+            constraint=self.recurrent_constraint,
+        )
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias",
+                shape=(4 * self.filters,),
+                initializer=(
+                    self._gate_bias_initializer if self.unit_forget_bias else self.bias_initializer
+                ),
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+        else:
+            self.bias = None
+        if self.use_peepholes:
+            self.input_gate_peephole_weights = self._add_peephole_weight(PEEPHOLE_WEIGHT_NAMES[0])
+            self.forget_gate_peephole_weights = self._add_peephole_weight(PEEPHOLE_WEIGHT_NAMES[1])
+            self.output_gate_peephole_weights = self._add_peephole_weight(PEEPHOLE_WEIGHT_NAMES[2])
+        self.built = True
+
+    def _add_peephole_weight(self, name):
+        return self.add_weight(
+            name=name,
+            shape=(self.filters,),
+            initializer=self.peephole_initializer,
+            regularizer=self.peephole_regularizer,
+            constraint=self.peephole_constraint,
+        )
+
+    def _per_channel(self, vector):
+        """``[channels]`` shaped to broadcast over ``[batch, channels, *spatial]`` if needed."""
+        if self.data_format == "channels_last":
+            return vector
+        return ops.reshape(vector, (-1,) + (1,) * self.rank)
+
+    def dropout_masks(self, inputs, h, training):
+        """Dropout masks shaped like ``inputs`` and like ``h``; None where none applies."""
+        if not training:
+            return None, None
+        return (
+            dropout_keep_mask(inputs, self.dropout, self.seed_generator),
+            dropout_keep_mask(h, self.recurrent_dropout, self.seed_generator),
+        )
+
+    def call(self, inputs, states, training=False):
+        h_previous, c_previous = states[:2]
+        # The ConvLSTM layers draw the masks once per sequence: they drop out the inputs
+        # themselves and hand the recurrent mask over as a third, constant state.
+        input_mask, recurrent_mask = self.dropout_masks(inputs, h_previous, training)
+        if len(states) > 2:
+            recurrent_mask = states[2]
+        if input_mask is not None:
+            inputs = inputs * input_mask
+        if recurrent_mask is not None:
+            h_previous = h_previous * recurrent_mask
+        # [batch, *spatial, 4 filters] (channels_last): all four gates from one convolution
+        # per input.
+        gates = ops.conv(
+            inputs,
+            self.kernel,
+            strides=self.strides,
+            padding=self.padding,
+            data_format=self.data_format,
+            dilation_rate=self.dilation_rate,
+        )
+        gates = gates + ops.conv(
+            h_previous, self.recurrent_kernel, padding="same", data_format=self.data_format
+        )
+        if self.use_bias:
+            gates = gates + self._per_channel(self.bias)
+        input_gate, forget_gate, candidate, output_gate = ops.split(
+            gates, 4, axis=self.channel_axis
+        )
+        if self.use_peepholes:
+            input_peephole = self._per_channel(self.input_gate_peephole_weights)
+            forget_peephole = self._per_channel(self.forget_gate_peephole_weights)
+            input_gate = input_gate + input_peephole * c_previous
+            forget_gate = forget_gate + forget_peephole * c_previous
+        input_gate = self.recurrent_activation(input_gate)
+        forget_gate = self.recurrent_activation(forget_gate)
+        c = forget_gate * c_previous + input_gate * self.activation(candidate)
+        if self.use_peepholes:
+            output_gate = output_gate + self._per_channel(self.output_gate_peephole_weights) * c
+        h = self.recurrent_activation(output_gate) * self.activation(c)
+        return h, [h, c, *states[2:]]
+
+    def compute_output_shape(self, inputs_shape, states_shape=None):
+        shape = self.output_shape_for(inputs_shape)
+        return shape, [shape, shape]
+
+    def get_initial_state(self, batch_size=None):
+        shape = (batch_size, *self.state_shape)
+        return [ops.zeros(shape, dtype=self.compute_dtype) for _ in range(2)]
+
+    def get_config(self):
+        config = {
+            "rank": self.rank,
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "data_format": self.data_format,
+            "dilation_rate": self.dilation_rate,
+            "activation": keras.activations.serialize(self.activation),
+            "recurrent_activation": keras.activations.serialize(self.recurrent_activation),
+            "use_bias": self.use_bias,
+            "use_peepholes": self.use_peepholes,
+            "unit_forget_bias": self.unit_forget_bias,
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "seed": self.seed,
+        }
+        for kind in ("kernel", "recurrent", "bias", "peephole"):
+            config[f"{kind}_initializer"] = keras.initializers.serialize(
+                getattr(self, f"{kind}_initializer")
+            )
+            config[f"{kind}_regularizer"] = keras.regularizers.serialize(
+                getattr(self, f"{kind}_regularizer")
+            )
+            config[f"{kind}_constraint"] = keras.constraints.serialize(
+                getattr(self, f"{kind}_constraint")
+            )
+        return {**super().get_config(), **config}
+
+
+@keras.saving.register_keras_serializable(package="seqlayers")
+class ConvLSTM1DCell(ConvLSTMCell):
+    """One step of ``ConvLSTM1D``: ``ConvLSTMCell`` with ``rank=1`` (see it for the arguments)."""
+
+    def __init__(self, filters, kernel_size, **kwargs):
+        super().__init__(1, filters, kernel_size, **kwargs)
+
+    def get_config(self):
+        return {key: value for key, value in super().get_config().items() if key != "rank"}
+
+
+@keras.saving.register_keras_serializable(package="seqlayers")
+class ConvLSTM2DCell(ConvLSTMCell):
+    """One step of ``ConvLSTM2D``: ``ConvLSTMCell`` with ``rank=2`` (see it for the arguments)."""
+
+    def __init__(self, filters, kernel_size, **kwargs):
+        super().__init__(2, filters, kernel_size, **kwargs)
+
+    def get_config(self):
+        return {key: value for key, value in super().get_config().items() if key != "rank"}
+
+
+@keras.saving.register_keras_serializable(package="seqlayers")
+class ConvLSTM3DCell(ConvLSTMCell):
+    """One step of ``ConvLSTM3D``: ``ConvLSTMCell`` with ``rank=3`` (see it for the arguments)."""
+
+    def __init__(self, filters, kernel_size, **kwargs):
+        super().__init__(3, filters, kernel_size, **kwargs)
+
+    def get_config(self):
+        return {key: value for key, value in super().get_config().items() if key != "rank"}
+
+
+@keras.saving.register_keras_serializable(package="seqlayers")
+class ConvLSTM(RNNWithSequenceDropout):
+    """Convolutional LSTM layer of any rank 1-3 (Shi et al., 2015), optionally with peepholes.
+
+    Runs ``ConvLSTMCell`` (see it for the equations and the weight layout) over axis 1 of
+    ``[batch, time, *spatial, channels]`` inputs. It is a ``keras.layers.RNN``, so
+    ``return_sequences``, ``return_state``, ``go_backwards``, ``stateful``, ``initial_state`` and
+    ``keras.layers.Bidirectional`` behave as for ``keras.layers.ConvLSTM2D``, whose weights it
+    shares in layout: with ``use_peepholes=False`` it computes the same function. Use the fixed
+    rank subclasses ``ConvLSTM1D``, ``ConvLSTM2D`` and ``ConvLSTM3D``.
+
+    Each step makes one convolution of the inputs and one of ``h`` for all four gates (Keras'
+    ConvLSTM makes four of each). Dropout masks are drawn once per sequence and reused at every
+    step; one input mask serves all four gates.
+
+    Masking: a ``[batch, time]`` mask, or one with spatial axes too (``keras.layers.Masking``
+    flags every pixel of ``[batch, time, *spatial, channels]`` inputs), which is reduced to
+    ``[batch, time]``: a step is valid if any of its pixels is. At a masked step ``h`` and
+    ``c`` keep their values and the output repeats the previous step's output (zeros before
+    the first valid step, and always zeros with ``zero_output_for_mask``), so padding never
+    changes the valid steps. The ``[batch, time]`` mask is returned with the sequence output
+    (``return_sequences=True``); the last output and the states carry none. Keras weights a
+    loss by an output mask only if the per-element loss has the mask's rank, so to train masked
+    sequence outputs directly, use a loss that reduces the pixel axes to ``[batch, time]``.
+
+    Reference: Shi et al., "Convolutional LSTM Network: A Machine Learning Approach for
+    Precipitation Nowcasting", NeurIPS 2015, https://arxiv.org/abs/1506.04214.
+
+    Args:
+        rank, filters, kernel_size, strides, padding, data_format, dilation_rate, activation,
+        recurrent_activation, use_bias, use_peepholes, kernel_initializer,
+        recurrent_initializer, bias_initializer, peephole_initializer, unit_forget_bias,
+        kernel_regularizer, recurrent_regularizer, bias_regularizer, peephole_regularizer,
+        kernel_constraint, recurrent_constraint, bias_constraint, peephole_constraint,
+        dropout, recurrent_dropout, seed: as for ``ConvLSTMCell`` (same defaults).
+        activity_regularizer: default None, applied to the layer's output.
+        return_sequences: default False: return the output of every step, not only the last.
+        return_state: default False: also return the final ``h`` and ``c``.
+        go_backwards: default False: read the sequence backwards (and return the outputs in
+            that reversed order).
+        stateful: default False: the final states of a batch are the initial states of the
+            next one (needs a fixed batch size).
+        unroll: default False: unroll the loop over time in the graph (needs a fixed sequence
+            length).
+        **kwargs: base ``keras.layers.RNN`` arguments (``name``, ``dtype``,
+            ``zero_output_for_mask``, ...).
+
+    Call arguments:
+        sequences: ``[batch, time, *spatial, channels]`` (channels_last) or
+            ``[batch, time, channels, *spatial]`` (channels_first); the spatial shape must be
+            known when the layer is built.
+        initial_state: optional ``[h, c]``, each shaped like the output of one step.
+        mask: optional booleans, ``[batch, time]`` or ``[batch, time, *spatial]``.
+        training: whether dropout is applied.
+
+    Returns:
+        ``[batch, time, *output_spatial, filters]`` (channels_last) with ``return_sequences``,
+        else ``[batch, *output_spatial, filters]``; with ``return_state`` followed by the final
+        ``h`` and ``c``, shaped like the last output. ``output_spatial`` is the spatial shape
+        after the input convolution (unchanged with ``padding="same"`` and stride 1).
+
+    Example:
+
+    >>> layer = ConvLSTM(2, filters=16, kernel_size=3, padding="same", use_peepholes=True)
+    >>> layer(np.zeros((2, 5, 32, 32, 3))).shape
+    TensorShape([2, 32, 32, 16])
+    """
+
+    def __init__(
+        self,
+        rank,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        data_format=None,
+        dilation_rate=1,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        use_peepholes=False,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        peephole_initializer="glorot_uniform",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        peephole_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        peephole_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        **kwargs,
+    ):
+        cell = ConvLSTMCell(
+            rank,
+            filters,
+            kernel_size,
+            strides=strides,
+            padding=padding,
+            data_format=data_format,
+            dilation_rate=dilation_rate,
+            activation=activation,
+            recurrent_activation=recurrent_activation,
+            use_bias=use_bias,
+            use_peepholes=use_peepholes,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            peephole_initializer=peephole_initializer,
+            unit_forget_bias=unit_forget_bias,
+            kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer,
+            bias_regularizer=bias_regularizer,
+            peephole_regularizer=peephole_regularizer,
+            kernel_constraint=kernel_constraint,
+            recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint,
+            peephole_constraint=peephole_constraint,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            seed=seed,
+            name="conv_lstm_cell",
+            dtype=kwargs.get("dtype"),
+            trainable=kwargs.get("trainable", True),
+        )
+        super().__init__(
+            cell,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            activity_regularizer=activity_regularizer,
+            **kwargs,
+        )
+        self.input_spec = keras.layers.InputSpec(ndim=rank + 3)
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        return super().inner_loop(sequences, initial_state, time_step_mask(mask), training)
+
+    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+        batch_size, steps = sequences_shape[:2]
+        state_shape = self.cell.output_shape_for((batch_size, *sequences_shape[2:]))
+        if self.return_sequences:
+            output_shape = (batch_size, steps, *state_shape[1:])
+        else:
+            output_shape = state_shape
+        if self.return_state:
+            return output_shape, state_shape, state_shape
+        return output_shape
+
+    def compute_mask(self, sequences, mask):
+        return super().compute_mask(sequences, time_step_mask(keras.tree.flatten(mask)[0]))
+
+    def get_config(self):
+        config = super().get_config()
+        cell_config = config.pop("cell")["config"]
+        config.update({name: cell_config[name] for name in _CELL_ARGUMENTS})
+        config["activity_regularizer"] = keras.regularizers.serialize(self.activity_regularizer)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="seqlayers")
+class ConvLSTM1D(ConvLSTM):
+    """1D convolutional LSTM (Shi et al., 2015), optionally with peepholes.
+
+    ``ConvLSTM`` with ``rank=1``: inputs ``[batch, time, length, channels]``; see ``ConvLSTM``
+    for the equations, masking, the other arguments (all keyword arguments here) and returns.
+
+    Args:
+        filters: int, channels of ``h`` and ``c``.
+        kernel_size: int or tuple of 1 int.
+        **kwargs: every other argument of ``ConvLSTM`` except ``rank``.
+
+    Example:
+
+    >>> ConvLSTM1D(8, 3, padding="same")(np.zeros((2, 5, 20, 3))).shape
+    TensorShape([2, 20, 8])
+    """
+
+    def __init__(self, filters, kernel_size, **kwargs):
+        super().__init__(1, filters, kernel_size, **kwargs)
+
+    def get_config(self):
+        return {key: value for key, value in super().get_config().items() if key != "rank"}
+
+
+@keras.saving.register_keras_serializable(package="seqlayers")
+class ConvLSTM2D(ConvLSTM):
+    """2D convolutional LSTM (Shi et al., 2015), with the paper's peepholes as an option.
+
+    ``ConvLSTM`` with ``rank=2``, on ``[batch, time, rows, cols, channels]`` inputs
+    (channels_last) or ``[batch, time, channels, rows, cols]`` (channels_first). Same weights
+    and, with ``use_peepholes=False``, the same function as ``keras.layers.ConvLSTM2D``; with
+    ``use_peepholes=True`` the gates i, f also see ``c_{t-1}`` and the gate o sees ``c_t``
+    through per-channel weights (see ``ConvLSTMCell`` for the equations). See ``ConvLSTM`` for
+    masking and the return values.
+
+    Args:
+        filters: int, channels of ``h`` and ``c``.
+        kernel_size: int or tuple of 2 ints, for the input and the recurrent convolution.
+        **kwargs: every other argument of ``ConvLSTM`` except ``rank``, by keyword:
+            ``strides=1``, ``padding="valid"``, ``data_format=None``, ``dilation_rate=1``,
+            ``use_peepholes=False``, ``return_sequences=False``, ``return_state=False``,
+            ``go_backwards=False``, ``stateful=False``, ``dropout=0.0``,
+            ``recurrent_dropout=0.0``, the activations, initializers, regularizers,
+            constraints, ``seed``, ``unroll`` and the base layer arguments.
+
+    Call arguments:
+        sequences: ``[batch, time, rows, cols, channels]``.
+        initial_state: optional ``[h, c]``.
+        mask: optional booleans, ``[batch, time]`` or ``[batch, time, rows, cols]``.
+        training: whether dropout is applied.
+
+    Returns:
+        ``[batch, time, out_rows, out_cols, filters]`` with ``return_sequences``, else
+        ``[batch, out_rows, out_cols, filters]``; with ``return_state`` followed by ``h`` and
+        ``c``.
+
+    Example:
+
+    >>> layer = ConvLSTM2D(16, 3, padding="same", use_peepholes=True, return_sequences=True)
+    >>> layer(np.zeros((2, 5, 32, 32, 3))).shape
+    TensorShape([2, 5, 32, 32, 16])
+    """
+
+    def __init__(self, filters, kernel_size, **kwargs):
+        super().__init__(2, filters, kernel_size, **kwargs)
+
+    def get_config(self):
+        return {key: value for key, value in super().get_config().items() if key != "rank"}
+
+
+@keras.saving.register_keras_serializable(package="seqlayers")
+class ConvLSTM3D(ConvLSTM):
+    """3D convolutional LSTM (Shi et al., 2015), optionally with peepholes.
+
+    ``ConvLSTM`` with ``rank=3``: inputs ``[batch, time, depth, rows, cols, channels]``; see
+    ``ConvLSTM`` for the equations, masking, the other arguments (all keyword arguments here)
+    and returns.
+
+    Args:
+        filters: int, channels of ``h`` and ``c``.
+        kernel_size: int or tuple of 3 ints.
+        **kwargs: every other argument of ``ConvLSTM`` except ``rank``.
+
+    Example:
+
+    >>> ConvLSTM3D(8, 3, padding="same")(np.zeros((2, 5, 4, 8, 8, 3))).shape
+    TensorShape([2, 4, 8, 8, 8])
+    """
+
+    def __init__(self, filters, kernel_size, **kwargs):
+        super().__init__(3, filters, kernel_size, **kwargs)
+
+    def get_config(self):
+        return {key: value for key, value in super().get_config().items() if key != "rank"}
