@@ -196,14 +196,18 @@ class ExportedClassifier:
 
 
 def load_classifier(path: Path):
+    """A run directory, an export version, or an app's export folder (its newest version)."""
     path = Path(path)
+    versions = export_tools.existing_versions(path)
+    if not export_tools.is_export(path) and versions:
+        path = path / str(versions[-1])
     if export_tools.is_export(path):
         return ExportedClassifier(path)
     if (path / training.CONFIG_FILE).exists():
         return RunClassifier(path)
     raise SeqappsError(
         f"{path}: neither a training run directory (config.json, model.keras) nor an export "
-        "(saved_model.pb)"
+        "(saved_model.pb, or numbered versions of one)"
     )
 
 
