@@ -15,9 +15,17 @@ from seqlayers.conv_lstm import (
     ConvLSTM3D,
     ConvLSTM3DCell,
 )
+from seqlayers.multi_head_attention import MultiHeadAttention
 from seqlayers.peephole_lstm import PeepholeLSTM, PeepholeLSTMCell
+from seqlayers.position_embedding import PositionEmbedding
+from seqlayers.sinusoidal_positional_encoding import (
+    SinusoidalPositionalEncoding,
+    sinusoidal_encoding,
+)
 from seqlayers.tcn import TCN, last_valid_step
 from seqlayers.tcn_block import TCNBlock, receptive_field
+from seqlayers.transformer_decoder import TransformerDecoder
+from seqlayers.transformer_encoder import TransformerEncoder
 from seqlayers.weight_normalization import WeightNormalization
 
 __version__ = "0.1.0"
@@ -30,10 +38,16 @@ __all__ = [
     "ConvLSTM2DCell",
     "ConvLSTM3D",
     "ConvLSTM3DCell",
+    "MultiHeadAttention",
     "PeepholeLSTM",
     "PeepholeLSTMCell",
+    "PositionEmbedding",
+    "SinusoidalPositionalEncoding",
     "TCNBlock",
+    "TransformerDecoder",
+    "TransformerEncoder",
     "WeightNormalization",
     "last_valid_step",
     "receptive_field",
+    "sinusoidal_encoding",
 ]

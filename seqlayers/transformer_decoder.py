@@ -1,0 +1,326 @@
+"""The Transformer decoder block, with a key/value cache for linear-time generation."""
+
+import keras
+from keras import ops
+
+from seqlayers.multi_head_attention import MultiHeadAttention
+from seqlayers.transformer_encoder import (
+    clone_initializer,
+    head_size,
+    validate_block_arguments,
+)
+
+
+@keras.saving.register_keras_serializable(package="seqlayers")
+class TransformerDecoder(keras.layers.Layer):
+    """One Transformer decoder block (Vaswani et al. 2017), with a decoding cache.
+
+    Causal self-attention, then (when called with an encoder sequence) cross-attention to the
+    encoder sequence, then a feed-forward network; each sub-block with a residual connection
+    and a layer normalization, after it (``normalize_first=False``, as in the paper)::
+
+        x = LayerNorm(x + Dropout(CausalSelfAttention(x)))
+        x = LayerNorm(x + Dropout(CrossAttention(x, encoder_sequence)))
+        x = LayerNorm(x + Dropout(Dense(Dense(x, activation))))
+
+    or before it (``normalize_first=True``: ``x = x + Dropout(SubBlock(LayerNorm(x)))``). Each
+    attention head has size ``features // num_heads``. Paper: "Attention Is All You Need",
+    https://arxiv.org/abs/1706.03762.
+
+    Whether the block has cross-attention is fixed by its first call (build): with or without
+    ``encoder_sequence``.
+
+    Masking: the self-attention uses the decoder's padding mask (its Keras mask, or
+    ``decoder_padding_mask``) and the causal mask; the cross-attention uses the *encoder's*
+    padding mask (``encoder_sequence``'s Keras mask, or ``encoder_padding_mask``), so padded
+    encoder steps receive no attention. Padded steps never change valid outputs. The decoder
+    sequence's mask is returned with the output.
+
+    Incremental decoding. ``self_attention_cache`` ``(batch, 2, max_length, heads, head_dim)``
+    holds the keys and values of the steps generated so far (``empty_self_attention_cache``
+    makes one); with ``self_attention_cache_update_index=i`` the new step(s) of
+    ``decoder_sequence`` take positions ``i, i + 1, ...`` and attend all earlier positions
+    through the cache, so each new token costs the same whatever the length of the prefix.
+    ``cross_attention_cache`` (``compute_cross_attention_cache``) holds the projected encoder
+    keys and values, computed once per source sequence; without it they are recomputed from
+    ``encoder_sequence`` on every call. Feeding the tokens one at a time this way gives the
+    outputs of one full causal pass. Padding among earlier cached steps, if any, must be passed
+    as ``decoder_attention_mask`` ``(batch, new_steps, max_length)``.
+
+    Args:
+        intermediate_dim: width of the feed-forward network.
+        num_heads: number of attention heads; must divide the feature size.
+        dropout: dropout rate after each sub-block and on the attention probabilities.
+            Defaults to 0.
+        activation: activation of the feed-forward network. Defaults to ``"relu"``.
+        layer_norm_epsilon: epsilon of the layer normalizations. Defaults to 1e-5.
+        normalize_first: pre-norm (True) or post-norm (False). Defaults to False.
+        kernel_initializer: initializer of all kernels. Defaults to ``"glorot_uniform"``.
+        bias_initializer: initializer of all biases. Defaults to ``"zeros"``.
+        **kwargs: base layer arguments (``name``, ``dtype``, ...).
+
+    Call arguments:
+        decoder_sequence: ``(batch, T, features)``; with a cache, the new step(s) only.
+        encoder_sequence: optional ``(batch, S, encoder_features)``.
+        decoder_padding_mask: optional boolean ``(batch, T)``; overrides the decoder
+            sequence's Keras mask.
+        encoder_padding_mask: optional boolean ``(batch, S)``; overrides the encoder
+            sequence's Keras mask.
+        decoder_attention_mask: optional boolean ``(batch, T, T)``, or ``(batch, T, max_length)``
+            with a cache, combined with the causal and padding masks by logical AND.
+        self_attention_cache: optional self-attention key/value cache.
+        self_attention_cache_update_index: position of the first new step in the cache (int or
+            scalar int tensor); required with ``self_attention_cache``.
+        cross_attention_cache: optional precomputed encoder keys and values.
+        training: whether dropout is active.
+
+    Returns:
+        ``(batch, T, features)`` with the decoder sequence's mask; with ``self_attention_cache``
+        the tuple ``(outputs, self_attention_cache, cross_attention_cache)``, updated (the last
+        only for a block with cross-attention).
+
+    Example:
+
+    >>> decoder = TransformerDecoder(intermediate_dim=128, num_heads=4)
+    >>> target, source = keras.random.normal((2, 6, 64)), keras.random.normal((2, 9, 64))
+    >>> full = decoder(target, source)  # (2, 6, 64), one causal pass
+    >>> cache = decoder.empty_self_attention_cache(batch_size=2, max_length=6)
+    >>> memory = decoder.compute_cross_attention_cache(source)
+    >>> for step in range(6):
+    ...     output, cache, memory = decoder(
+    ...         target[:, step : step + 1], source, self_attention_cache=cache,
+    ...         self_attention_cache_update_index=step, cross_attention_cache=memory)
+    ...     # output == full[:, step : step + 1]
+    """
+
+    def __init__(
+        self,
+        intermediate_dim,
+        num_heads,
+        dropout=0.0,
+        activation="relu",
+        layer_norm_epsilon=1e-5,
+        normalize_first=False,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        validate_block_arguments(intermediate_dim, num_heads, dropout, layer_norm_epsilon)
+        super().__init__(**kwargs)
+        self.intermediate_dim = intermediate_dim
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.activation = keras.activations.get(activation)
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.normalize_first = normalize_first
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.supports_masking = True
+        self.cross_attention = None
+
+    def _sublayer_arguments(self, name):
+        return {
+            "kernel_initializer": clone_initializer(self.kernel_initializer),
+            "bias_initializer": clone_initializer(self.bias_initializer),
+            "name": name,
+            "dtype": self.dtype_policy,
+        }
+
+    def _norm_and_dropout(self, prefix, input_shape):
+        norm = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, name=f"{prefix}_norm", dtype=self.dtype_policy
+        )
+        norm.build(input_shape)
+        dropout = keras.layers.Dropout(
+            self.dropout, name=f"{prefix}_dropout", dtype=self.dtype_policy
+        )
+        return norm, dropout
+
+    def build(self, decoder_sequence_shape, encoder_sequence_shape=None):
+        hidden_dim = decoder_sequence_shape[-1]
+        key_dim = head_size(hidden_dim, self.num_heads)
+        self.self_attention = MultiHeadAttention(
+            self.num_heads,
+            key_dim,
+            dropout=self.dropout,
+            **self._sublayer_arguments("self_attention"),
+        )
+        self.self_attention.build(decoder_sequence_shape, decoder_sequence_shape)
+        self.self_attention_norm, self.self_attention_dropout = self._norm_and_dropout(
+            "self_attention", decoder_sequence_shape
+        )
+        if encoder_sequence_shape is not None:
+            self.cross_attention = MultiHeadAttention(
+                self.num_heads,
+                key_dim,
+                dropout=self.dropout,
+                **self._sublayer_arguments("cross_attention"),
+            )
+            self.cross_attention.build(decoder_sequence_shape, encoder_sequence_shape)
+            self.cross_attention_norm, self.cross_attention_dropout = self._norm_and_dropout(
+                "cross_attention", decoder_sequence_shape
+            )
+        self.intermediate_dense = keras.layers.Dense(
+            self.intermediate_dim,
+            activation=self.activation,
+            **self._sublayer_arguments("intermediate_dense"),
+        )
+        self.intermediate_dense.build(decoder_sequence_shape)
+        self.output_dense = keras.layers.Dense(
+            hidden_dim, **self._sublayer_arguments("output_dense")
+        )
+        self.output_dense.build((*decoder_sequence_shape[:-1], self.intermediate_dim))
+        self.feedforward_norm, self.feedforward_dropout = self._norm_and_dropout(
+            "feedforward", decoder_sequence_shape
+        )
+
+    # === Cache helpers ===
+
+    def empty_self_attention_cache(self, batch_size, max_length):
+        """A zero self-attention cache ``(batch_size, 2, max_length, heads, head_dim)``."""
+        self._check_built("an empty cache")
+        return self.self_attention.empty_cache(batch_size, max_length)
+
+    def compute_cross_attention_cache(self, encoder_sequence):
+        """The projected keys and values of ``encoder_sequence``, to reuse at every step."""
+        self._check_built("a cross-attention cache")
+        if self.cross_attention is None:
+            raise ValueError(f"{self.name!r} was built without cross-attention")
+        return self.cross_attention.compute_cache(encoder_sequence)
+
+    def _check_built(self, what):
+        if not self.built:
+            raise ValueError(f"Call {self.name!r} once (or build it) before asking for {what}")
+
+    # === Forward pass ===
+
+    def call(
+        self,
+        decoder_sequence,
+        encoder_sequence=None,
+        decoder_padding_mask=None,
+        encoder_padding_mask=None,
+        decoder_attention_mask=None,
+        self_attention_cache=None,
+        self_attention_cache_update_index=None,
+        cross_attention_cache=None,
+        training=None,
+    ):
+        if self_attention_cache is not None and self_attention_cache_update_index is None:
+            raise ValueError("self_attention_cache needs self_attention_cache_update_index")
+        has_encoder = encoder_sequence is not None or cross_attention_cache is not None
+        if has_encoder and self.cross_attention is None:
+            raise ValueError(
+                f"{self.name!r} was built without cross-attention (first called without an "
+                "encoder sequence); it cannot attend to one now"
+            )
+        if self.cross_attention is not None and not has_encoder:
+            raise ValueError(f"{self.name!r} has cross-attention: pass encoder_sequence")
+
+        # Without explicit padding masks, the attention layers read the Keras masks carried by
+        # `decoder_sequence` (and its layer normalization) and by `encoder_sequence`.
+        decoder_masks = {}
+        if decoder_padding_mask is not None:
+            decoder_masks = {"query_mask": decoder_padding_mask, "value_mask": decoder_padding_mask}
+
+        # Causal self-attention.
+        residual = decoder_sequence
+        x = self.self_attention_norm(decoder_sequence) if self.normalize_first else decoder_sequence
+        attended = self.self_attention(
+            x,
+            x,
+            attention_mask=decoder_attention_mask,
+            use_causal_mask=True,
+            cache=self_attention_cache,
+            cache_update_index=self_attention_cache_update_index,
+            training=training,
+            **decoder_masks,
+        )
+        if self_attention_cache is not None:
+            attended, self_attention_cache = attended
+        x = ops.add(residual, self.self_attention_dropout(attended, training=training))
+        if not self.normalize_first:
+            x = self.self_attention_norm(x)
+
+        # Cross-attention to the encoder sequence, under the encoder's padding mask.
+        if self.cross_attention is not None:
+            if cross_attention_cache is None and self_attention_cache is not None:
+                cross_attention_cache = self.cross_attention.compute_cache(encoder_sequence)
+            cross_masks = {}
+            if encoder_padding_mask is not None:
+                cross_masks["value_mask"] = encoder_padding_mask
+            if decoder_padding_mask is not None:
+                cross_masks["query_mask"] = decoder_padding_mask
+            residual = x
+            if self.normalize_first:
+                x = self.cross_attention_norm(x)
+            attended = self.cross_attention(
+                x,
+                encoder_sequence,
+                cache=cross_attention_cache,
+                training=training,
+                **cross_masks,
+            )
+            if cross_attention_cache is not None:
+                attended, cross_attention_cache = attended
+            x = ops.add(residual, self.cross_attention_dropout(attended, training=training))
+            if not self.normalize_first:
+                x = self.cross_attention_norm(x)
+
+        # Position-wise feed-forward network.
+        residual = x
+        if self.normalize_first:
+            x = self.feedforward_norm(x)
+        x = self.output_dense(self.intermediate_dense(x))
+        x = ops.add(residual, self.feedforward_dropout(x, training=training))
+        if not self.normalize_first:
+            x = self.feedforward_norm(x)
+
+        if self_attention_cache is None:
+            return x
+        if self.cross_attention is None:
+            return x, self_attention_cache
+        return x, self_attention_cache, cross_attention_cache
+
+    def compute_output_spec(
+        self,
+        decoder_sequence,
+        encoder_sequence=None,
+        decoder_padding_mask=None,
+        encoder_padding_mask=None,
+        decoder_attention_mask=None,
+        self_attention_cache=None,
+        self_attention_cache_update_index=None,
+        cross_attention_cache=None,
+        training=None,
+    ):
+        output = keras.KerasTensor(decoder_sequence.shape, dtype=self.compute_dtype)
+        if self_attention_cache is None:
+            return output
+        self_cache = keras.KerasTensor(self_attention_cache.shape, dtype=self.compute_dtype)
+        if self.cross_attention is None:
+            return output, self_cache
+        if cross_attention_cache is not None:
+            cross_shape = cross_attention_cache.shape
+        else:
+            cross_shape = (
+                encoder_sequence.shape[0],
+                2,
+                encoder_sequence.shape[1],
+                self.num_heads,
+                self.self_attention.key_dim,
+            )
+        return output, self_cache, keras.KerasTensor(cross_shape, dtype=self.compute_dtype)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "intermediate_dim": self.intermediate_dim,
+            "num_heads": self.num_heads,
+            "dropout": self.dropout,
+            "activation": keras.activations.serialize(self.activation),
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+            "normalize_first": self.normalize_first,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+        }

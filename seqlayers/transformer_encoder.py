@@ -1,0 +1,193 @@
+"""The Transformer encoder block: self-attention and a feed-forward network, with residuals."""
+
+import keras
+from keras import ops
+
+from seqlayers.multi_head_attention import MultiHeadAttention
+
+
+def validate_block_arguments(intermediate_dim, num_heads, dropout, layer_norm_epsilon):
+    """Argument checks shared by the encoder and decoder blocks."""
+    for argument, value in (("intermediate_dim", intermediate_dim), ("num_heads", num_heads)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{argument} must be a positive integer, got {value!r}")
+    if isinstance(dropout, bool) or not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
+        raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+    if isinstance(layer_norm_epsilon, bool) or not (
+        isinstance(layer_norm_epsilon, (int, float)) and layer_norm_epsilon > 0
+    ):
+        raise ValueError(
+            f"layer_norm_epsilon must be a positive number, got {layer_norm_epsilon!r}"
+        )
+
+
+def head_size(hidden_dim, num_heads):
+    """Size of each attention head: the model width split evenly across the heads."""
+    if hidden_dim % num_heads:
+        raise ValueError(
+            f"The feature size {hidden_dim} must be divisible by num_heads={num_heads}"
+        )
+    return hidden_dim // num_heads
+
+
+def clone_initializer(initializer):
+    """A fresh copy, so that seeded initializers do not repeat across sublayers."""
+    return initializer.__class__.from_config(initializer.get_config())
+
+
+@keras.saving.register_keras_serializable(package="seqlayers")
+class TransformerEncoder(keras.layers.Layer):
+    """One Transformer encoder block (Vaswani et al. 2017).
+
+    With ``normalize_first=False`` (post-norm, as in the paper)::
+
+        x = LayerNorm(x + Dropout(SelfAttention(x)))
+        x = LayerNorm(x + Dropout(Dense(Dense(x, activation))))
+
+    and with ``normalize_first=True`` (pre-norm, more stable for deep stacks)::
+
+        x = x + Dropout(SelfAttention(LayerNorm(x)))
+        x = x + Dropout(Dense(Dense(LayerNorm(x), activation)))
+
+    Each self-attention head has size ``features // num_heads``. Paper: "Attention Is All You
+    Need", https://arxiv.org/abs/1706.03762.
+
+    Masking: padded steps (the inputs' Keras mask, or ``padding_mask``) receive no attention and
+    attend nothing, so they never change the valid outputs; their own outputs are
+    unspecified but finite. The input mask is returned unchanged.
+
+    Args:
+        intermediate_dim: width of the feed-forward network.
+        num_heads: number of attention heads; must divide the feature size.
+        dropout: dropout rate after attention, on the attention probabilities and after the
+            feed-forward network. Defaults to 0.
+        activation: activation of the feed-forward network. Defaults to ``"relu"``.
+        layer_norm_epsilon: epsilon of the layer normalizations. Defaults to 1e-5.
+        normalize_first: pre-norm (True) or post-norm (False). Defaults to False.
+        kernel_initializer: initializer of all kernels. Defaults to ``"glorot_uniform"``.
+        bias_initializer: initializer of all biases. Defaults to ``"zeros"``.
+        **kwargs: base layer arguments (``name``, ``dtype``, ...).
+
+    Call arguments:
+        inputs: ``(batch, time, features)``.
+        padding_mask: optional boolean ``(batch, time)``, True on valid steps; overrides the
+            inputs' Keras mask.
+        attention_mask: optional boolean ``(batch, time, time)``, True where attention is
+            allowed; combined with the padding mask by logical AND.
+        training: whether dropout is active.
+
+    Returns:
+        ``(batch, time, features)``, with the inputs' mask.
+
+    Example:
+
+    >>> tokens = keras.Input((None,), dtype="int32")
+    >>> x = keras.layers.Embedding(1000, 64, mask_zero=True)(tokens)
+    >>> x = TransformerEncoder(intermediate_dim=128, num_heads=4)(x)  # (batch, time, 64)
+    """
+
+    def __init__(
+        self,
+        intermediate_dim,
+        num_heads,
+        dropout=0.0,
+        activation="relu",
+        layer_norm_epsilon=1e-5,
+        normalize_first=False,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        validate_block_arguments(intermediate_dim, num_heads, dropout, layer_norm_epsilon)
+        super().__init__(**kwargs)
+        self.intermediate_dim = intermediate_dim
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.activation = keras.activations.get(activation)
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.normalize_first = normalize_first
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.supports_masking = True
+
+    def _dense_arguments(self):
+        return {
+            "kernel_initializer": clone_initializer(self.kernel_initializer),
+            "bias_initializer": clone_initializer(self.bias_initializer),
+            "dtype": self.dtype_policy,
+        }
+
+    def build(self, input_shape):
+        hidden_dim = input_shape[-1]
+        self.self_attention = MultiHeadAttention(
+            num_heads=self.num_heads,
+            key_dim=head_size(hidden_dim, self.num_heads),
+            dropout=self.dropout,
+            name="self_attention",
+            **self._dense_arguments(),
+        )
+        self.self_attention.build(input_shape, input_shape)
+        self.self_attention_norm = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, name="self_attention_norm", dtype=self.dtype_policy
+        )
+        self.self_attention_norm.build(input_shape)
+        self.self_attention_dropout = keras.layers.Dropout(
+            self.dropout, name="self_attention_dropout", dtype=self.dtype_policy
+        )
+        self.intermediate_dense = keras.layers.Dense(
+            self.intermediate_dim,
+            activation=self.activation,
+            name="intermediate_dense",
+            **self._dense_arguments(),
+        )
+        self.intermediate_dense.build(input_shape)
+        self.output_dense = keras.layers.Dense(
+            hidden_dim, name="output_dense", **self._dense_arguments()
+        )
+        self.output_dense.build((*input_shape[:-1], self.intermediate_dim))
+        self.feedforward_norm = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, name="feedforward_norm", dtype=self.dtype_policy
+        )
+        self.feedforward_norm.build(input_shape)
+        self.feedforward_dropout = keras.layers.Dropout(
+            self.dropout, name="feedforward_dropout", dtype=self.dtype_policy
+        )
+
+    def call(self, inputs, padding_mask=None, attention_mask=None, training=None):
+        # Without an explicit padding mask, the attention reads the Keras mask that `inputs`
+        # (and the layer normalization of it) carries.
+        masks = (
+            {} if padding_mask is None else {"query_mask": padding_mask, "value_mask": padding_mask}
+        )
+
+        residual = inputs
+        x = self.self_attention_norm(inputs) if self.normalize_first else inputs
+        x = self.self_attention(x, x, attention_mask=attention_mask, training=training, **masks)
+        x = ops.add(residual, self.self_attention_dropout(x, training=training))
+        if not self.normalize_first:
+            x = self.self_attention_norm(x)
+
+        residual = x
+        if self.normalize_first:
+            x = self.feedforward_norm(x)
+        x = self.output_dense(self.intermediate_dense(x))
+        x = ops.add(residual, self.feedforward_dropout(x, training=training))
+        if not self.normalize_first:
+            x = self.feedforward_norm(x)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "intermediate_dim": self.intermediate_dim,
+            "num_heads": self.num_heads,
+            "dropout": self.dropout,
+            "activation": keras.activations.serialize(self.activation),
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+            "normalize_first": self.normalize_first,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+        }
