@@ -27,12 +27,13 @@ import platform
 import statistics
 import time
 
+import seqlayers._quiet_import  # noqa: F401  (before keras: TensorFlow loads quietly)
+
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
 
-import seqlayers  # noqa: F401  (quiet TensorFlow start-up)
 from seqlayers.multi_head_attention import MultiHeadAttention
 from seqlayers.position_embedding import PositionEmbedding
 from seqlayers.transformer_decoder import TransformerDecoder

@@ -19,10 +19,8 @@ import platform
 import statistics
 import time
 
-# isort: off
 import seqlayers._quiet_import  # noqa: F401  (first: TensorFlow loads without its C++ noise)
 
-# isort: on
 import keras
 import numpy as np
 

@@ -22,10 +22,10 @@ from pathlib import Path
 import seqlayers._quiet_import  # noqa: F401  (before keras: TensorFlow loads quietly)
 
 import tensorflow as tf
+from machine_info import describe_machine
 
 from apps.common.labeled_text import load_labeled_text
 from apps.sentiment import task
-from bench.bench_tcn import machine_line
 
 
 def export_latency_ms(export_dir: Path, sentences: list[str], batch: int, repeats: int) -> float:
@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one epoch: a smoke run")
     args = parser.parse_args()
     test_sentences = load_labeled_text(args.data, for_training=False).split("test").texts
-    print(f"\n### Sentiment, SST-2 sentence level ({machine_line()})\n")
+    print(f"\n### Sentiment, SST-2 sentence level ({describe_machine()})\n")
     print(
         "| architecture | test accuracy | test macro-F1 | dev accuracy | epochs | training minutes "
         "| export latency, 1 sentence (ms) | export latency, batch of 64 (ms) |"

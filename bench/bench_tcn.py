@@ -23,8 +23,6 @@ Output: Markdown tables on stdout, to be pasted into bench/RESULTS.md with the d
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import time
@@ -34,27 +32,11 @@ import seqlayers._quiet_import  # noqa: F401  (before keras: TensorFlow loads qu
 
 import keras
 import numpy as np
+from machine_info import describe_machine
 
 from seqlayers.tcn import TCN
 
 KERAS_TCN_DIR = Path(__file__).resolve().parent / ".keras-tcn"
-
-
-def machine_line() -> str:
-    import tensorflow as tf
-
-    cpu = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"{time.strftime('%Y-%m-%d')}, {cpu}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, "
-        f"TensorFlow {tf.__version__}, Keras {keras.__version__}"
-    )
 
 
 def median_seconds(function, repeats: int) -> float:
@@ -100,7 +82,7 @@ def run_throughput(args) -> None:
     repeats = 3 if args.quick else 15
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, length, channels)).astype("float32")
-    print(f"\n### TCN throughput vs keras-tcn 3.5.7 ({machine_line()})\n")
+    print(f"\n### TCN throughput vs keras-tcn 3.5.7 ({describe_machine()})\n")
     print(
         f"64 filters, kernel 3, dilations 1..32, batch {batch}, length {length}, "
         f"{channels} channels, Dense(1) head, Adam, MSE; median of {repeats} after warm-up.\n"
@@ -204,7 +186,7 @@ def run_adding(args) -> None:
     seconds = 20.0 if args.quick else 60.0 * args.minutes
     train_count = 2_000 if args.quick else 50_000
     lengths = [50] if args.quick else args.lengths
-    print(f"\n### Adding problem ({machine_line()})\n")
+    print(f"\n### Adding problem ({describe_machine()})\n")
     print(
         f"Budget {seconds / 60:.1f} min of training per model and length, batch 32, Adam 2e-3 "
         f"(clipnorm 1), {train_count:,} training and 1,000 test sequences; "

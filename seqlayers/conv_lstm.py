@@ -5,11 +5,10 @@ import math
 import keras
 from keras import ops
 
+from seqlayers._argument_checks import check_dropout_rate, check_positive_int
 from seqlayers.peephole_lstm import (
     PEEPHOLE_WEIGHT_NAMES,
     RNNWithSequenceDropout,
-    check_dropout_rate,
-    check_positive_int,
     dropout_keep_mask,
 )
 

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from seqlayers._argument_checks import check_dropout_rate, check_positive_int
+
 # The arguments of PeepholeLSTMCell that PeepholeLSTM forwards to its cell (and reports in its
 # config); everything else in the cell's config (name, dtype, trainable) belongs to the layer.
 _CELL_ARGUMENTS = (
@@ -33,16 +35,6 @@ PEEPHOLE_WEIGHT_NAMES = (
     "forget_gate_peephole_weights",
     "output_gate_peephole_weights",
 )
-
-
-def check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def check_dropout_rate(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f"{name} must be a float in [0, 1), got {value!r}")
 
 
 def dropout_keep_mask(like, rate, seed_generator):

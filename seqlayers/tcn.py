@@ -3,9 +3,9 @@
 import keras
 from keras import ops
 
+from seqlayers._argument_checks import check_positive_int
 from seqlayers.tcn_block import (
     TCNBlock,
-    check_positive_int,
     check_tcn_arguments,
     receptive_field,
     zero_masked_steps,

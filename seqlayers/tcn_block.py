@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from seqlayers._argument_checks import check_dropout_rate, check_positive_int
 from seqlayers.weight_normalization import WeightNormalization
 
 NORMALIZATIONS = ("weight", "layer", "batch", None)
@@ -29,16 +30,10 @@ def receptive_field(kernel_size: int, dilations, stacks: int = 1) -> int:
     return 1 + 2 * (kernel_size - 1) * stacks * sum(dilations)
 
 
-def check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
 def check_tcn_arguments(kernel_size, dropout, normalization, padding):
     """Validates the arguments TCNBlock and TCN share."""
     check_positive_int("kernel_size", kernel_size)
-    if not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    check_dropout_rate("dropout", dropout)
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     if padding not in PADDINGS:

@@ -131,7 +131,7 @@ def test_block_receptive_field_formula(kernel_size, dilation, expected):
         ({"filters": 0}, "filters must be a positive integer, got 0"),
         ({"kernel_size": 2.5}, "kernel_size must be a positive integer, got 2.5"),
         ({"dilation_rate": -1}, "dilation_rate must be a positive integer, got -1"),
-        ({"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1.0"),
+        ({"dropout": 1.0}, r"dropout must be a float in \[0, 1\), got 1.0"),
         ({"normalization": "group"}, "normalization must be one of .* got 'group'"),
         ({"padding": "valid"}, "padding must be one of .* got 'valid'"),
     ],
