@@ -28,9 +28,9 @@ def encoded_text_dataset(
     """Batches of ``(ids int32[batch, time], label int32[batch])`` (ids alone without labels).
 
     Examples of similar length are batched together (``bucket_by_sequence_length``) and padded
-    with 0, which ``Embedding(mask_zero=True)`` turns into a mask. Without ``shuffle_seed`` the
-    order of examples within the output is still bucketed, so callers that need the input order
-    should use ``encoder.encode`` on plain batches instead.
+    with 0, which ``Embedding(mask_zero=True)`` turns into a mask. Bucketing reorders examples
+    even without ``shuffle_seed``: callers that need the input order batch texts themselves and
+    call ``encoder.encode``.
     """
     dataset = tf.data.Dataset.from_tensor_slices(texts)
     if label_ids is not None:
@@ -53,9 +53,3 @@ def encoded_text_dataset(
         pad_to_bucket_boundary=False,
     )
     return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def ordered_batches(texts: list[str], encoder: TextEncoder, batch_size: int) -> tf.data.Dataset:
-    """Batches of ids in input order (for prediction), padded to each batch's longest text."""
-    dataset = tf.data.Dataset.from_tensor_slices(texts).batch(batch_size)
-    return dataset.map(encoder.encode).prefetch(tf.data.AUTOTUNE)

@@ -30,7 +30,7 @@ from apps.common.labeled_text import (
     load_labeled_text,
 )
 from apps.common.metrics import classification_report
-from apps.common.pipeline import encoded_text_dataset, ordered_batches
+from apps.common.pipeline import encoded_text_dataset
 from apps.common.text import TextEncoder, build_vocabulary, write_vocabulary
 from apps.sentiment.builtin_data import builtin_sentiment_data
 from apps.sentiment.model import (
@@ -168,11 +168,10 @@ class RunClassifier:
         self.encoder = encoder or TextEncoder(run_dir / VOCABULARY_FILE, self.config["max_tokens"])
         self.label_names = list(self.config["label_names"])
 
+        self.serving = serving_function(self.model, self.encoder, self.label_names)
+
     def probabilities(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, len(self.label_names)), "float32")
-        batches = ordered_batches(texts, self.encoder, PREDICTION_BATCH)
-        return np.concatenate([self.model.predict_on_batch(ids) for ids in batches])
+        return probabilities_in_batches(self.serving, texts, len(self.label_names))
 
 
 class ExportedClassifier:
@@ -186,13 +185,31 @@ class ExportedClassifier:
         self.serving = tf.saved_model.load(str(export_dir)).signatures["serving_default"]
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
-        chunks = [
-            self.serving(text=tf.constant(texts[start : start + PREDICTION_BATCH], tf.string))
-            for start in range(0, len(texts), PREDICTION_BATCH)
-        ]
-        if not chunks:
-            return np.zeros((0, len(self.label_names)), "float32")
-        return np.concatenate([chunk["probabilities"].numpy() for chunk in chunks])
+        return probabilities_in_batches(self.serving, texts, len(self.label_names))
+
+
+def serving_function(model: keras.Model, encoder: TextEncoder, label_names: list[str]):
+    """``text: string[None] -> {label, probabilities}``: the export's signature, also used by
+    ``RunClassifier``, so a run directory and its export answer alike."""
+    label_table = tf.constant(label_names)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve(text):
+        probabilities = tf.cast(model(encoder.encode(text), training=False), tf.float32)
+        label = tf.gather(label_table, tf.argmax(probabilities, axis=-1))
+        return {"label": label, "probabilities": probabilities}
+
+    return serve
+
+
+def probabilities_in_batches(serving, texts: list[str], classes: int) -> np.ndarray:
+    chunks = [
+        serving(text=tf.constant(texts[start : start + PREDICTION_BATCH], tf.string))
+        for start in range(0, len(texts), PREDICTION_BATCH)
+    ]
+    if not chunks:
+        return np.zeros((0, classes), "float32")
+    return np.concatenate([chunk["probabilities"].numpy() for chunk in chunks])
 
 
 def load_classifier(path: Path):
@@ -265,16 +282,7 @@ def export(model_dir: Path, base: Path = Path("saved_models"), version: int | No
         archive = keras.export.ExportArchive()
         archive.track(classifier.model)
         archive.track(classifier.encoder)
-        label_names = tf.constant(classifier.label_names)
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-        def serve(text):
-            probabilities = classifier.model(classifier.encoder.encode(text), training=False)
-            probabilities = tf.cast(probabilities, tf.float32)
-            label = tf.gather(label_names, tf.argmax(probabilities, axis=-1))
-            return {"label": label, "probabilities": probabilities}
-
-        archive.add_endpoint("serving_default", serve)
+        archive.add_endpoint("serving_default", classifier.serving)
         archive.write_out(str(export_dir), verbose=False)
         export_tools.write_export_config(
             export_dir,
