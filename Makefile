@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.seqapps-installed
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: demo test test-slow lint format install bench-tcn
+.PHONY: demo test test-slow lint format install bench-tcn bench-recurrent bench-attention bench-sentiment
 
 install: $(INSTALLED)
 
@@ -52,3 +52,14 @@ bench/.keras-tcn: | $(INSTALLED)
 bench-tcn: bench/.keras-tcn
 	$(BIN)/python bench/bench_tcn.py throughput
 	$(BIN)/python bench/bench_tcn.py adding
+
+bench-recurrent: $(INSTALLED)
+	$(BIN)/python bench/bench_recurrent.py
+
+bench-attention: $(INSTALLED)
+	$(BIN)/python bench/bench_attention.py
+
+# Real data is read from a path, never copied: SST2=/path/to/sst2 make bench-sentiment
+SST2 ?= ../shared/data/sst2
+bench-sentiment: $(INSTALLED)
+	$(BIN)/python bench/bench_sentiment.py --data $(SST2)
