@@ -32,6 +32,12 @@ def test_help_lists_every_subcommand():
     for subcommand in cli.SUBCOMMANDS:
         assert subcommand.name in completed.stdout
         assert subcommand.summary in completed.stdout
+    for command in ("train", "evaluate", "predict", "export"):
+        assert command in completed.stdout
+        listed = run_command(str(SEQAPPS), command, "--help")
+        assert listed.returncode == 0, listed.stderr
+        for app in cli.APPS:
+            assert app.name in listed.stdout
 
 
 def test_version_prints_the_installed_version():
