@@ -37,7 +37,9 @@ def import_tensorflow_quietly() -> None:
         import tensorflow  # noqa: F401  (the user's log level applies)
 
         return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    # 3: also runtime ERROR-level notices such as "oneDNN supports DT_BOOL only on platforms
+    # with AVX-512", which are fallbacks, not failures (real failures raise Python exceptions).
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     with _stderr_descriptor_silenced():
         # A Python exception raised here propagates and is printed after stderr is restored.
         import tensorflow as tf

@@ -1,6 +1,6 @@
 """Sentiment: train, evaluate, predict with and export a text classifier.
 
-    seqapps train sentiment [--data PATH] [--arch tcn|lstm|transformer] [--out runs/sentiment]
+    seqapps train sentiment [--data PATH] [--arch lstm|tcn|transformer] [--out runs/sentiment]
     seqapps evaluate sentiment --model runs/sentiment --data PATH [--split test] [--json]
     seqapps predict sentiment --model runs/sentiment "a moving, funny film"
     seqapps export sentiment --model runs/sentiment [--base saved_models] [--version N]
@@ -69,7 +69,7 @@ def label_ids(examples: LabeledTexts, label_names: list[str]) -> np.ndarray:
 
 def train(
     data_path: Path | None = None,
-    architecture: str = "tcn",
+    architecture: str = "lstm",
     epochs: int = 20,
     batch_size: int = 32,
     out: Path = Path("runs") / APP,
