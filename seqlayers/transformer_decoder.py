@@ -4,15 +4,11 @@ import keras
 from keras import ops
 
 from seqlayers.multi_head_attention import MultiHeadAttention
-from seqlayers.transformer_encoder import (
-    clone_initializer,
-    head_size,
-    validate_block_arguments,
-)
+from seqlayers.transformer_encoder import TransformerBlock, head_size
 
 
 @keras.saving.register_keras_serializable(package="seqlayers")
-class TransformerDecoder(keras.layers.Layer):
+class TransformerDecoder(TransformerBlock):
     """One Transformer decoder block (Vaswani et al. 2017), with a decoding cache.
 
     Causal self-attention, then (when called with an encoder sequence) cross-attention to the
@@ -93,38 +89,8 @@ class TransformerDecoder(keras.layers.Layer):
     ...     # output == full[:, step : step + 1]
     """
 
-    def __init__(
-        self,
-        intermediate_dim,
-        num_heads,
-        dropout=0.0,
-        activation="relu",
-        layer_norm_epsilon=1e-5,
-        normalize_first=False,
-        kernel_initializer="glorot_uniform",
-        bias_initializer="zeros",
-        **kwargs,
-    ):
-        validate_block_arguments(intermediate_dim, num_heads, dropout, layer_norm_epsilon)
-        super().__init__(**kwargs)
-        self.intermediate_dim = intermediate_dim
-        self.num_heads = num_heads
-        self.dropout = dropout
-        self.activation = keras.activations.get(activation)
-        self.layer_norm_epsilon = layer_norm_epsilon
-        self.normalize_first = normalize_first
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.supports_masking = True
-        self.cross_attention = None
-
-    def _sublayer_arguments(self, name):
-        return {
-            "kernel_initializer": clone_initializer(self.kernel_initializer),
-            "bias_initializer": clone_initializer(self.bias_initializer),
-            "name": name,
-            "dtype": self.dtype_policy,
-        }
+    # Built in build() only when an encoder sequence is given.
+    cross_attention = None
 
     def _norm_and_dropout(self, prefix, input_shape):
         norm = keras.layers.LayerNormalization(
@@ -311,16 +277,3 @@ class TransformerDecoder(keras.layers.Layer):
                 self.self_attention.key_dim,
             )
         return output, self_cache, keras.KerasTensor(cross_shape, dtype=self.compute_dtype)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "intermediate_dim": self.intermediate_dim,
-            "num_heads": self.num_heads,
-            "dropout": self.dropout,
-            "activation": keras.activations.serialize(self.activation),
-            "layer_norm_epsilon": self.layer_norm_epsilon,
-            "normalize_first": self.normalize_first,
-            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-        }

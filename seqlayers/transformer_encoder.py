@@ -35,8 +35,57 @@ def clone_initializer(initializer):
     return initializer.__class__.from_config(initializer.get_config())
 
 
+class TransformerBlock(keras.layers.Layer):
+    """What the encoder and decoder blocks share: arguments, their checks, config, sublayers."""
+
+    def __init__(
+        self,
+        intermediate_dim,
+        num_heads,
+        dropout=0.0,
+        activation="relu",
+        layer_norm_epsilon=1e-5,
+        normalize_first=False,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        validate_block_arguments(intermediate_dim, num_heads, dropout, layer_norm_epsilon)
+        super().__init__(**kwargs)
+        self.intermediate_dim = intermediate_dim
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.activation = keras.activations.get(activation)
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.normalize_first = normalize_first
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.supports_masking = True
+
+    def _sublayer_arguments(self, name=None):
+        arguments = {
+            "kernel_initializer": clone_initializer(self.kernel_initializer),
+            "bias_initializer": clone_initializer(self.bias_initializer),
+            "dtype": self.dtype_policy,
+        }
+        return arguments if name is None else {**arguments, "name": name}
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "intermediate_dim": self.intermediate_dim,
+            "num_heads": self.num_heads,
+            "dropout": self.dropout,
+            "activation": keras.activations.serialize(self.activation),
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+            "normalize_first": self.normalize_first,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+        }
+
+
 @keras.saving.register_keras_serializable(package="seqlayers")
-class TransformerEncoder(keras.layers.Layer):
+class TransformerEncoder(TransformerBlock):
     """One Transformer encoder block (Vaswani et al. 2017).
 
     With ``normalize_first=False`` (post-norm, as in the paper)::
@@ -86,37 +135,6 @@ class TransformerEncoder(keras.layers.Layer):
     >>> x = TransformerEncoder(intermediate_dim=128, num_heads=4)(x)  # (batch, time, 64)
     """
 
-    def __init__(
-        self,
-        intermediate_dim,
-        num_heads,
-        dropout=0.0,
-        activation="relu",
-        layer_norm_epsilon=1e-5,
-        normalize_first=False,
-        kernel_initializer="glorot_uniform",
-        bias_initializer="zeros",
-        **kwargs,
-    ):
-        validate_block_arguments(intermediate_dim, num_heads, dropout, layer_norm_epsilon)
-        super().__init__(**kwargs)
-        self.intermediate_dim = intermediate_dim
-        self.num_heads = num_heads
-        self.dropout = dropout
-        self.activation = keras.activations.get(activation)
-        self.layer_norm_epsilon = layer_norm_epsilon
-        self.normalize_first = normalize_first
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.supports_masking = True
-
-    def _dense_arguments(self):
-        return {
-            "kernel_initializer": clone_initializer(self.kernel_initializer),
-            "bias_initializer": clone_initializer(self.bias_initializer),
-            "dtype": self.dtype_policy,
-        }
-
     def build(self, input_shape):
         hidden_dim = input_shape[-1]
         self.self_attention = MultiHeadAttention(
@@ -124,7 +142,7 @@ class TransformerEncoder(keras.layers.Layer):
             key_dim=head_size(hidden_dim, self.num_heads),
             dropout=self.dropout,
             name="self_attention",
-            **self._dense_arguments(),
+            **self._sublayer_arguments(),
         )
         self.self_attention.build(input_shape, input_shape)
         self.self_attention_norm = keras.layers.LayerNormalization(
@@ -138,11 +156,11 @@ class TransformerEncoder(keras.layers.Layer):
             self.intermediate_dim,
             activation=self.activation,
             name="intermediate_dense",
-            **self._dense_arguments(),
+            **self._sublayer_arguments(),
         )
         self.intermediate_dense.build(input_shape)
         self.output_dense = keras.layers.Dense(
-            hidden_dim, name="output_dense", **self._dense_arguments()
+            hidden_dim, name="output_dense", **self._sublayer_arguments()
         )
         self.output_dense.build((*input_shape[:-1], self.intermediate_dim))
         self.feedforward_norm = keras.layers.LayerNormalization(
@@ -178,16 +196,3 @@ class TransformerEncoder(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "intermediate_dim": self.intermediate_dim,
-            "num_heads": self.num_heads,
-            "dropout": self.dropout,
-            "activation": keras.activations.serialize(self.activation),
-            "layer_norm_epsilon": self.layer_norm_epsilon,
-            "normalize_first": self.normalize_first,
-            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-        }
