@@ -3,8 +3,7 @@
 import keras
 from keras import ops
 
-from seqlayers.multi_head_attention import MultiHeadAttention
-from seqlayers.transformer_encoder import TransformerBlock, head_size
+from seqlayers.transformer_encoder import TransformerBlock
 
 
 @keras.saving.register_keras_serializable(package="seqlayers")
@@ -92,53 +91,20 @@ class TransformerDecoder(TransformerBlock):
     # Built in build() only when an encoder sequence is given.
     cross_attention = None
 
-    def _norm_and_dropout(self, prefix, input_shape):
-        norm = keras.layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon, name=f"{prefix}_norm", dtype=self.dtype_policy
-        )
-        norm.build(input_shape)
-        dropout = keras.layers.Dropout(
-            self.dropout, name=f"{prefix}_dropout", dtype=self.dtype_policy
-        )
-        return norm, dropout
-
     def build(self, decoder_sequence_shape, encoder_sequence_shape=None):
         hidden_dim = decoder_sequence_shape[-1]
-        key_dim = head_size(hidden_dim, self.num_heads)
-        self.self_attention = MultiHeadAttention(
-            self.num_heads,
-            key_dim,
-            dropout=self.dropout,
-            **self._sublayer_arguments("self_attention"),
-        )
+        self.self_attention = self._attention_layer("self_attention", hidden_dim)
         self.self_attention.build(decoder_sequence_shape, decoder_sequence_shape)
         self.self_attention_norm, self.self_attention_dropout = self._norm_and_dropout(
             "self_attention", decoder_sequence_shape
         )
         if encoder_sequence_shape is not None:
-            self.cross_attention = MultiHeadAttention(
-                self.num_heads,
-                key_dim,
-                dropout=self.dropout,
-                **self._sublayer_arguments("cross_attention"),
-            )
+            self.cross_attention = self._attention_layer("cross_attention", hidden_dim)
             self.cross_attention.build(decoder_sequence_shape, encoder_sequence_shape)
             self.cross_attention_norm, self.cross_attention_dropout = self._norm_and_dropout(
                 "cross_attention", decoder_sequence_shape
             )
-        self.intermediate_dense = keras.layers.Dense(
-            self.intermediate_dim,
-            activation=self.activation,
-            **self._sublayer_arguments("intermediate_dense"),
-        )
-        self.intermediate_dense.build(decoder_sequence_shape)
-        self.output_dense = keras.layers.Dense(
-            hidden_dim, **self._sublayer_arguments("output_dense")
-        )
-        self.output_dense.build((*decoder_sequence_shape[:-1], self.intermediate_dim))
-        self.feedforward_norm, self.feedforward_dropout = self._norm_and_dropout(
-            "feedforward", decoder_sequence_shape
-        )
+        self._build_feedforward(decoder_sequence_shape)
 
     # === Cache helpers ===
 
@@ -233,14 +199,7 @@ class TransformerDecoder(TransformerBlock):
             if not self.normalize_first:
                 x = self.cross_attention_norm(x)
 
-        # Position-wise feed-forward network.
-        residual = x
-        if self.normalize_first:
-            x = self.feedforward_norm(x)
-        x = self.output_dense(self.intermediate_dense(x))
-        x = ops.add(residual, self.feedforward_dropout(x, training=training))
-        if not self.normalize_first:
-            x = self.feedforward_norm(x)
+        x = self._feedforward(x, training)
 
         if self_attention_cache is None:
             return x

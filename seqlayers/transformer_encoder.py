@@ -70,6 +70,51 @@ class TransformerBlock(keras.layers.Layer):
         }
         return arguments if name is None else {**arguments, "name": name}
 
+    def _attention_layer(self, name, hidden_dim):
+        return MultiHeadAttention(
+            self.num_heads,
+            head_size(hidden_dim, self.num_heads),
+            dropout=self.dropout,
+            **self._sublayer_arguments(name),
+        )
+
+    def _norm_and_dropout(self, prefix, input_shape):
+        """The layer norm and the dropout around sublayer ``prefix`` (built)."""
+        norm = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, name=f"{prefix}_norm", dtype=self.dtype_policy
+        )
+        norm.build(input_shape)
+        dropout = keras.layers.Dropout(
+            self.dropout, name=f"{prefix}_dropout", dtype=self.dtype_policy
+        )
+        return norm, dropout
+
+    def _build_feedforward(self, input_shape):
+        self.intermediate_dense = keras.layers.Dense(
+            self.intermediate_dim,
+            activation=self.activation,
+            **self._sublayer_arguments("intermediate_dense"),
+        )
+        self.intermediate_dense.build(input_shape)
+        self.output_dense = keras.layers.Dense(
+            input_shape[-1], **self._sublayer_arguments("output_dense")
+        )
+        self.output_dense.build((*input_shape[:-1], self.intermediate_dim))
+        self.feedforward_norm, self.feedforward_dropout = self._norm_and_dropout(
+            "feedforward", input_shape
+        )
+
+    def _feedforward(self, x, training):
+        """The position-wise feed-forward network with its residual and layer norm."""
+        residual = x
+        if self.normalize_first:
+            x = self.feedforward_norm(x)
+        x = self.output_dense(self.intermediate_dense(x))
+        x = ops.add(residual, self.feedforward_dropout(x, training=training))
+        if not self.normalize_first:
+            x = self.feedforward_norm(x)
+        return x
+
     def get_config(self):
         return {
             **super().get_config(),
@@ -136,40 +181,12 @@ class TransformerEncoder(TransformerBlock):
     """
 
     def build(self, input_shape):
-        hidden_dim = input_shape[-1]
-        self.self_attention = MultiHeadAttention(
-            num_heads=self.num_heads,
-            key_dim=head_size(hidden_dim, self.num_heads),
-            dropout=self.dropout,
-            name="self_attention",
-            **self._sublayer_arguments(),
-        )
+        self.self_attention = self._attention_layer("self_attention", input_shape[-1])
         self.self_attention.build(input_shape, input_shape)
-        self.self_attention_norm = keras.layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon, name="self_attention_norm", dtype=self.dtype_policy
+        self.self_attention_norm, self.self_attention_dropout = self._norm_and_dropout(
+            "self_attention", input_shape
         )
-        self.self_attention_norm.build(input_shape)
-        self.self_attention_dropout = keras.layers.Dropout(
-            self.dropout, name="self_attention_dropout", dtype=self.dtype_policy
-        )
-        self.intermediate_dense = keras.layers.Dense(
-            self.intermediate_dim,
-            activation=self.activation,
-            name="intermediate_dense",
-            **self._sublayer_arguments(),
-        )
-        self.intermediate_dense.build(input_shape)
-        self.output_dense = keras.layers.Dense(
-            hidden_dim, name="output_dense", **self._sublayer_arguments()
-        )
-        self.output_dense.build((*input_shape[:-1], self.intermediate_dim))
-        self.feedforward_norm = keras.layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon, name="feedforward_norm", dtype=self.dtype_policy
-        )
-        self.feedforward_norm.build(input_shape)
-        self.feedforward_dropout = keras.layers.Dropout(
-            self.dropout, name="feedforward_dropout", dtype=self.dtype_policy
-        )
+        self._build_feedforward(input_shape)
 
     def call(self, inputs, padding_mask=None, attention_mask=None, training=None):
         # Without an explicit padding mask, the attention reads the Keras mask that `inputs`
@@ -184,15 +201,7 @@ class TransformerEncoder(TransformerBlock):
         x = ops.add(residual, self.self_attention_dropout(x, training=training))
         if not self.normalize_first:
             x = self.self_attention_norm(x)
-
-        residual = x
-        if self.normalize_first:
-            x = self.feedforward_norm(x)
-        x = self.output_dense(self.intermediate_dense(x))
-        x = ops.add(residual, self.feedforward_dropout(x, training=training))
-        if not self.normalize_first:
-            x = self.feedforward_norm(x)
-        return x
+        return self._feedforward(x, training)
 
     def compute_output_shape(self, input_shape):
         return input_shape
