@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from apps.common.app import AppCommands
+from apps.sentiment import ARCHITECTURES
 
-ARCHITECTURES = ("tcn", "lstm", "transformer")
 # The best measured on SST-2 (bench/RESULTS.md).
 DEFAULT_ARCHITECTURE = "lstm"
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 import keras
 
 from apps.common.layers import MaskedGlobalMaxPooling1D
+from apps.sentiment import ARCHITECTURES
 from seqlayers.tcn import TCN
-
-ARCHITECTURES = ("tcn", "lstm", "transformer")
 
 DEFAULT_HYPERPARAMETERS = {
     "tcn": {
