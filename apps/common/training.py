@@ -8,10 +8,14 @@ A run directory holds everything one ``seqapps train`` produced::
     training_log.csv    one row per epoch (appended across resumes)
     tensorboard/        TensorBoard logs
     backup/             Keras BackupAndRestore state while training is unfinished
+    members/<k>/        with an ensemble of N > 1 models: member k's own model.keras, best.json,
+                        training_log.csv, tensorboard/ and backup/, and member.json once it is
+                        finished; model.keras above then averages the members' outputs
     metrics.json        validation metrics of the final model (written last)
 
 Re-running the same command on the same directory after a crash or Ctrl-C resumes from the last
-completed epoch; a finished run is never overwritten unless asked.
+completed epoch (of the unfinished ensemble member; finished members are kept); a finished run is
+never overwritten unless asked.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import shutil
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -34,11 +39,20 @@ MODEL_FILE = "model.keras"
 BEST_FILE = "best.json"
 METRICS_FILE = "metrics.json"
 BACKUP_DIR = "backup"
+MEMBERS_DIR = "members"
+MEMBER_FILE = "member.json"
 
 
 def write_json_atomically(path: Path, content: dict) -> None:
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     temporary.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def save_model_atomically(model: keras.Model, path: Path) -> None:
+    """``model.save(path)`` through a temporary file: a crash never leaves half a model."""
+    temporary = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    model.save(temporary)
     os.replace(temporary, path)
 
 
@@ -100,9 +114,7 @@ class KeepBestModel(keras.callbacks.Callback):
             return
         if self.best is None or self.sign * (value - self.best) > 0:
             self.best = float(value)
-            temporary = self.model_path.with_name(f".tmp-{os.getpid()}-{MODEL_FILE}")
-            self.model.save(temporary)
-            os.replace(temporary, self.model_path)
+            save_model_atomically(self.model, self.model_path)
             write_json_atomically(
                 self.best_path, {"monitor": self.monitor, "value": self.best, "epoch": epoch + 1}
             )
@@ -165,3 +177,78 @@ def fit_resumable(
     if not (run_dir / MODEL_FILE).exists():
         raise SeqappsError(f"training produced no finite {monitor}; no model was kept")
     return keras.models.load_model(run_dir / MODEL_FILE)
+
+
+def fit_ensemble(
+    build_member: Callable[[int], keras.Model],
+    train_data_for: Callable[[int], object],
+    validation_data,
+    run_dir: Path,
+    *,
+    members: int,
+    seed: int,
+    **fit_options,
+) -> keras.Model:
+    """Trains ``members`` models that differ only in their seed; returns their average.
+
+    Member ``k`` (1-based) gets seed ``seed + k - 1``: ``build_member(seed)`` returns it
+    compiled, ``train_data_for(seed)`` its training batches (shuffled with that seed). The
+    result is one model whose output is the mean of the members' outputs (for classifiers, the
+    mean of their probabilities), so it saves, loads and exports like a single model. Averaging
+    independently trained networks is the oldest reliable way to cut the variance of small-data
+    models (Hansen & Salamon, "Neural network ensembles", IEEE TPAMI 1990).
+
+    With one member, training happens in ``run_dir`` itself (``fit_resumable``). With more,
+    member ``k`` trains in ``run_dir/members/<k>/``, resumable on its own; a member that
+    finished (``member.json``) is loaded, not retrained, when an interrupted run resumes.
+    ``fit_options`` (``epochs``, ``patience``, ...) go to ``fit_resumable`` for every member.
+    """
+    if members < 1:
+        raise SeqappsError(f"an ensemble needs at least one member, got {members}")
+    if members == 1:
+        return fit_resumable(
+            build_member(seed), train_data_for(seed), validation_data, run_dir, **fit_options
+        )
+    trained = []
+    for index in range(1, members + 1):
+        member_dir = run_dir / MEMBERS_DIR / str(index)
+        member_seed = seed + index - 1
+        if (member_dir / MEMBER_FILE).exists():
+            print(f"member {index}/{members}: finished earlier, loaded from {member_dir}")
+            member = keras.models.load_model(member_dir / MODEL_FILE)
+        else:
+            print(f"member {index}/{members} (seed {member_seed}) in {member_dir}", flush=True)
+            member_dir.mkdir(parents=True, exist_ok=True)
+            member = fit_resumable(
+                build_member(member_seed),
+                train_data_for(member_seed),
+                validation_data,
+                member_dir,
+                **fit_options,
+            )
+            best = read_json(member_dir / BEST_FILE)
+            write_json_atomically(member_dir / MEMBER_FILE, {"seed": member_seed, **best})
+            print(
+                f"member {index}/{members}: best {best['monitor']} {best['value']:.4f} "
+                f"at epoch {best['epoch']}",
+                flush=True,
+            )
+        trained.append(member)
+    ensemble = average_of(trained)
+    save_model_atomically(ensemble, run_dir / MODEL_FILE)
+    return ensemble
+
+
+def average_of(models: list[keras.Model]) -> keras.Model:
+    """One functional model whose output is the mean of ``models``' outputs (same inputs)."""
+    inputs = [
+        keras.Input(shape=tensor.shape[1:], dtype=tensor.dtype, name=tensor.name)
+        for tensor in models[0].inputs
+    ]
+    inputs = inputs[0] if len(inputs) == 1 else inputs
+    outputs = []
+    for index, model in enumerate(models, start=1):
+        model.name = f"member_{index}"  # nested models need distinct names to save
+        outputs.append(model(inputs))
+    average = keras.layers.Average(dtype="float32", name="ensemble_mean")(outputs)
+    return keras.Model(inputs, average, name=f"ensemble_of_{len(models)}")
