@@ -36,7 +36,7 @@ test-slow: $(INSTALLED)
 # export (the newest version under saved_models/sentiment) about three sentences.
 DEMO_RUN ?= runs/demo-sentiment
 demo: $(INSTALLED)
-	$(BIN)/seqapps train sentiment --out $(DEMO_RUN) --epochs 8 --overwrite
+	$(BIN)/seqapps train sentiment --out $(DEMO_RUN) --epochs 8 --ensemble 2 --overwrite
 	$(BIN)/seqapps evaluate sentiment --model $(DEMO_RUN) --split test
 	$(BIN)/seqapps export sentiment --model $(DEMO_RUN) --base saved_models
 	$(BIN)/seqapps predict sentiment --model saved_models/sentiment \

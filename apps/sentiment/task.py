@@ -1,13 +1,15 @@
 """Sentiment: train, evaluate, predict with and export a text classifier.
 
-    seqapps train sentiment [--data PATH] [--arch lstm|tcn|transformer] [--out runs/sentiment]
+    seqapps train sentiment [--data PATH] [--arch lstm|tcn|transformer] [--ensemble 10]
+                            [--out runs/sentiment]
     seqapps evaluate sentiment --model runs/sentiment --data PATH [--split test] [--json]
     seqapps predict sentiment --model runs/sentiment "a moving, funny film"
     seqapps export sentiment --model runs/sentiment [--base saved_models] [--version N]
 
 Data: the built-in synthetic reviews without ``--data``, else an aclImdb folder, an SST-2 folder
-or TSV/CSV files (``apps/common/labeled_text.py``). Metric: accuracy and macro-F1; see
-``bench/RESULTS.md`` for SST-2 figures per architecture.
+or TSV/CSV files (``apps/common/labeled_text.py``). Training fits an ensemble of models with
+consecutive seeds and keeps their average (``training.fit_ensemble``). Metric: accuracy and
+macro-F1; see ``bench/RESULTS.md`` for SST-2 figures per architecture.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from apps.common.labeled_text import (
 from apps.common.metrics import classification_report
 from apps.common.pipeline import encoded_text_dataset
 from apps.common.text import TextEncoder, build_vocabulary, write_vocabulary
+from apps.sentiment import DEFAULT_ENSEMBLE
 from apps.sentiment.builtin_data import builtin_sentiment_data
 from apps.sentiment.model import (
     DEFAULT_HYPERPARAMETERS,
@@ -75,6 +78,7 @@ def train(
     out: Path = Path("runs") / APP,
     seed: int = 0,
     *,
+    ensemble: int = DEFAULT_ENSEMBLE,
     max_tokens: int = 400,
     vocabulary_size: int = 20_000,
     patience: int = 3,
@@ -85,6 +89,8 @@ def train(
 ) -> dict:
     """Trains and writes a run directory (``apps/common/training.py``); returns its metrics."""
     out = Path(out)
+    if ensemble < 1:
+        raise SeqappsError(f"--ensemble must be at least 1, got {ensemble}")
     data = load_data(data_path, seed, text_column=text_column, label_column=label_column)
     train_split, validation_split = data.split("train"), data.split("validation")
     hyperparameters = DEFAULT_HYPERPARAMETERS[architecture]
@@ -99,6 +105,7 @@ def train(
         "epochs": epochs,
         "batch_size": batch_size,
         "seed": seed,
+        "ensemble": ensemble,
     }
     resuming = training.prepare_run_directory(out, config, overwrite)
     print(f"data: {data.description}")
@@ -112,28 +119,37 @@ def train(
         write_vocabulary(vocabulary, vocabulary_path)
     encoder = TextEncoder(vocabulary_path, max_tokens)
     print(
-        f"{'resuming' if resuming else 'training'} {architecture} in {out} "
+        f"{'resuming' if resuming else 'training'} {architecture}"
+        + (f" (an ensemble of {ensemble})" if ensemble > 1 else "")
+        + f" in {out} "
         f"(vocabulary {encoder.vocabulary_size} tokens, at most {max_tokens} tokens per text)"
     )
 
-    keras.utils.set_random_seed(seed)
     train_ids = label_ids(train_split, data.label_names)
     validation_ids = label_ids(validation_split, data.label_names)
-    train_batches = encoded_text_dataset(
-        train_split.texts, train_ids, encoder, batch_size, shuffle_seed=seed
-    )
     validation_batches = encoded_text_dataset(
         validation_split.texts, validation_ids, encoder, batch_size
     )
-    model = build_classifier(
-        architecture, encoder.vocabulary_size, len(data.label_names), hyperparameters
-    )
-    compile_classifier(model, hyperparameters["learning_rate"])
-    model = training.fit_resumable(
-        model,
+
+    def build_member(member_seed: int) -> keras.Model:
+        keras.utils.set_random_seed(member_seed)
+        model = build_classifier(
+            architecture, encoder.vocabulary_size, len(data.label_names), hyperparameters
+        )
+        return compile_classifier(model, hyperparameters["learning_rate"])
+
+    def train_batches(member_seed: int) -> tf.data.Dataset:
+        return encoded_text_dataset(
+            train_split.texts, train_ids, encoder, batch_size, shuffle_seed=member_seed
+        )
+
+    model = training.fit_ensemble(
+        build_member,
         train_batches,
         validation_batches,
         out,
+        members=ensemble,
+        seed=seed,
         epochs=epochs,
         patience=patience,
         verbose=verbose,
@@ -290,6 +306,7 @@ def export(model_dir: Path, base: Path = Path("saved_models"), version: int | No
                 "app": APP,
                 "label_names": classifier.label_names,
                 "architecture": classifier.config["architecture"],
+                "ensemble": classifier.config.get("ensemble", 1),
                 "trained_on": classifier.config["data"],
                 "signature": "serving_default(text: string[None]) -> "
                 "{label: string[None], probabilities: float32[None, classes]}",

@@ -7,6 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -44,7 +45,8 @@ def data_dir(tmp_path_factory):
 def trained_run(tmp_path_factory, data_dir):
     run_dir = tmp_path_factory.mktemp("runs") / "sentiment"
     # tcn learns this small set within 4 epochs (the default lstm needs more data or epochs).
-    arguments = ("--data", data_dir, "--arch", "tcn", "--epochs", 4, "--out", run_dir)
+    arguments = ("--data", data_dir, "--arch", "tcn", "--epochs", 4, "--ensemble", 1)
+    arguments += ("--out", run_dir)
     assert seqapps("train", "sentiment", *arguments) == 0
     return run_dir
 
@@ -208,7 +210,8 @@ def test_interrupted_training_resumes_without_losing_epochs(
             raise KeyboardInterrupt
 
     monkeypatch.setattr(training.EpochSummary, "on_epoch_end", crash_after_second_epoch)
-    arguments = ("train", "sentiment", "--data", small, "--epochs", 4, "--out", run_dir)
+    arguments = ("train", "sentiment", "--data", small, "--epochs", 4, "--ensemble", 1)
+    arguments += ("--out", run_dir)
     assert seqapps(*arguments) == 130  # Ctrl-C
     assert (run_dir / "backup").exists() and not (run_dir / "metrics.json").exists()
     monkeypatch.setattr(training.EpochSummary, "on_epoch_end", original)
@@ -222,6 +225,61 @@ def test_interrupted_training_resumes_without_losing_epochs(
     ]
     assert epochs[1:] == ["0", "1", "2", "3"]  # header, then every epoch exactly once
     assert (run_dir / "metrics.json").exists()
+
+
+def test_an_ensemble_averages_its_members_and_resumes_member_by_member(
+    tmp_path, monkeypatch, capsys
+):
+    small = write_tsv_folder(tmp_path / "small", (("train", 200), ("dev", 50)))
+    run_dir = tmp_path / "run"
+    arguments = ("train", "sentiment", "--data", small, "--arch", "tcn", "--epochs", 2)
+    arguments += ("--ensemble", 2, "--seed", 7, "--out", run_dir)
+    original = training.EpochSummary.on_epoch_end
+    finished_epochs = []
+
+    def crash_in_second_member(self, epoch, logs=None):
+        original(self, epoch, logs)
+        finished_epochs.append(epoch)
+        if len(finished_epochs) == 3:  # member 1: epochs 0, 1; member 2: epoch 0
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training.EpochSummary, "on_epoch_end", crash_in_second_member)
+    assert seqapps(*arguments) == 130
+    first, second = run_dir / "members" / "1", run_dir / "members" / "2"
+    assert json.loads((first / "member.json").read_text())["seed"] == 7
+    assert not (second / "member.json").exists() and (second / "backup").exists()
+    assert not (run_dir / "model.keras").exists()
+    first_model_time = (first / "model.keras").stat().st_mtime_ns
+    monkeypatch.setattr(training.EpochSummary, "on_epoch_end", original)
+    capsys.readouterr()
+
+    assert seqapps(*arguments) == 0
+    output = capsys.readouterr().out
+    assert "member 1/2: finished earlier" in output
+    assert "epoch 2/2" in output and "epoch 1/2" not in output  # member 2 resumed, not restarted
+    assert (first / "model.keras").stat().st_mtime_ns == first_model_time
+    assert json.loads((second / "member.json").read_text())["seed"] == 8
+    # The saved ensemble answers the mean of its members' probabilities.
+    encoder = task.TextEncoder(run_dir / task.VOCABULARY_FILE, 400)
+    ids = encoder.encode(tf.constant(["a gripping film", "dull and boring", ""]))
+    members = [keras.models.load_model(d / "model.keras") for d in (first, second)]
+    expected = np.mean([m.predict_on_batch(ids) for m in members], axis=0)
+    ensemble = keras.models.load_model(run_dir / "model.keras")
+    np.testing.assert_allclose(ensemble.predict_on_batch(ids), expected, atol=1e-6)
+    assert not np.allclose(members[0].predict_on_batch(ids), members[1].predict_on_batch(ids))
+    assert json.loads((run_dir / "metrics.json").read_text())["examples"] == 50
+    # ... and exports as one SavedModel that gives the run directory's answers.
+    assert seqapps("export", "sentiment", "--model", run_dir, "--base", tmp_path / "base") == 0
+    texts = ["a gripping film", "dull and boring", ""]
+    exported = task.load_classifier(tmp_path / "base" / "sentiment").probabilities(texts)
+    np.testing.assert_allclose(exported, task.load_classifier(run_dir).probabilities(texts), 1e-5)
+
+
+def test_an_empty_ensemble_is_refused_before_anything_is_written(tmp_path, data_dir, capsys):
+    run_dir = tmp_path / "run"
+    assert seqapps("train", "sentiment", "--data", data_dir, "--ensemble", 0, "--out", run_dir) == 2
+    assert "--ensemble must be at least 1, got 0" in capsys.readouterr().err
+    assert not run_dir.exists()
 
 
 def test_a_finished_run_is_not_overwritten_by_accident(trained_run, data_dir, capsys):
