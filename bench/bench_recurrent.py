@@ -30,7 +30,7 @@ from seqlayers.peephole_lstm import PeepholeLSTM
 FULL = {
     "lstm": {"batch": 64, "length": 100, "features": 64, "units": 256},
     "conv": {"batch": 8, "length": 10, "rows": 32, "cols": 32, "channels": 8, "filters": 32},
-    "repeats": 7,
+    "repeats": 15,
     "steps": 5,
     "warmup_steps": 3,
 }

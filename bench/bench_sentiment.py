@@ -3,10 +3,12 @@
     .venv/bin/python bench/bench_sentiment.py --data ../shared/data/sst2 [--arch tcn lstm]
     .venv/bin/python bench/bench_sentiment.py --data ../shared/data/sst2 --quick   # smoke run
 
-Each architecture trains from scratch with the app's defaults (``seqapps train sentiment``: early
-stopping on SST-2's dev split), is evaluated on the test split, exported, and the export is timed
-on this CPU: one request of one sentence, and one request of 64 sentences (median of repeats,
-after warm-up), through the ``serving_default`` signature as TF Serving would call it.
+Each architecture trains from scratch with the app's defaults (``seqapps train sentiment``: an
+ensemble of ``--ensemble`` models with seeds 0, 1, ..., each with early stopping on SST-2's dev
+split), is evaluated on the test split (the ensemble, and each member on its own), exported, and
+the export is timed on this CPU: one request of one sentence, and one request of 64 sentences
+(median of repeats, after warm-up), through the ``serving_default`` signature as TF Serving
+would call it.
 Anchors: CNN-rand 82.7 (Kim 2014); BiLSTM 87.5 with phrase-level data (Tai et al. 2015).
 Output: a Markdown table for bench/RESULTS.md.
 """
@@ -21,11 +23,14 @@ from pathlib import Path
 
 import seqlayers._quiet_import  # noqa: F401  (before keras: TensorFlow loads quietly)
 
+import keras
+import numpy as np
 import tensorflow as tf
 from machine_info import describe_machine
 
+from apps.common import training
 from apps.common.labeled_text import load_labeled_text
-from apps.sentiment import task
+from apps.sentiment import DEFAULT_ENSEMBLE, task
 
 
 def export_latency_ms(export_dir: Path, sentences: list[str], batch: int, repeats: int) -> float:
@@ -41,20 +46,41 @@ def export_latency_ms(export_dir: Path, sentences: list[str], batch: int, repeat
     return 1000 * statistics.median(times)
 
 
+def member_test_accuracies(run_dir: Path, data_path: Path) -> list[float]:
+    """Test accuracy of each ensemble member on its own (the run's single model if none)."""
+    member_dirs = sorted((run_dir / training.MEMBERS_DIR).glob("*"), key=lambda d: int(d.name))
+    if not member_dirs:
+        return [task.evaluate(run_dir, data_path, "test")["accuracy"]]
+    run = task.RunClassifier(run_dir)
+    examples = load_labeled_text(data_path, for_training=False).split("test")
+    true_ids = task.label_ids(examples, run.label_names)
+    accuracies = []
+    for member_dir in member_dirs:
+        member = keras.models.load_model(member_dir / training.MODEL_FILE)
+        serving = task.serving_function(member, run.encoder, run.label_names)
+        probabilities = task.probabilities_in_batches(serving, examples.texts, len(run.label_names))
+        accuracies.append(float(np.mean(np.argmax(probabilities, axis=-1) == true_ids)))
+    return accuracies
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="the SST-2 folder")
-    parser.add_argument("--arch", nargs="+", default=["tcn", "lstm", "transformer"])
+    parser.add_argument("--arch", nargs="+", default=["lstm", "tcn", "transformer"])
+    parser.add_argument("--ensemble", type=int, default=DEFAULT_ENSEMBLE, help="members")
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--quick", action="store_true", help="one epoch: a smoke run")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="one epoch, 2 members: a smoke run")
     args = parser.parse_args()
+    members = 2 if args.quick else args.ensemble
     test_sentences = load_labeled_text(args.data, for_training=False).split("test").texts
     print(f"\n### Sentiment, SST-2 sentence level ({describe_machine()})\n")
     print(
-        "| architecture | test accuracy | test macro-F1 | dev accuracy | epochs | training minutes "
+        "| architecture | members | test accuracy | each member alone: mean (min–max) "
+        "| test macro-F1 | dev accuracy | training minutes "
         "| export latency, 1 sentence (ms) | export latency, batch of 64 (ms) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as scratch:
         for architecture in args.arch:
             run_dir = Path(scratch) / architecture
@@ -64,19 +90,23 @@ def main() -> None:
                 architecture,
                 epochs=1 if args.quick else args.epochs,
                 out=run_dir,
+                seed=args.seed,
+                ensemble=members,
                 verbose=0,
             )
             minutes = (time.perf_counter() - start) / 60
-            epochs = len((run_dir / "training_log.csv").read_text().splitlines()) - 1
             test = task.evaluate(run_dir, args.data, "test")
+            alone = member_test_accuracies(run_dir, args.data)
             export_dir = task.export(run_dir, Path(scratch) / "saved_models")
             repeats = 5 if args.quick else 50
             single = export_latency_ms(export_dir, test_sentences, 1, repeats)
             batch = export_latency_ms(export_dir, test_sentences, 64, repeats)
             print(
-                f"| {architecture} | {100 * test['accuracy']:.1f} | {100 * test['macro_f1']:.1f} "
-                f"| {100 * validation['accuracy']:.1f} | {epochs} | {minutes:.1f} "
-                f"| {single:.1f} | {batch:.1f} |",
+                f"| {architecture} | {members} | {100 * test['accuracy']:.1f} "
+                f"| {100 * statistics.mean(alone):.1f} "
+                f"({100 * min(alone):.1f}–{100 * max(alone):.1f}) "
+                f"| {100 * test['macro_f1']:.1f} | {100 * validation['accuracy']:.1f} "
+                f"| {minutes:.1f} | {single:.1f} | {batch:.1f} |",
                 flush=True,
             )
 
