@@ -23,12 +23,9 @@ from tests.layer_checks import (
     check_output_shapes,
     run_layer_checks,
 )
+from tests.seqlayers.references import sigmoid
 
 TOLERANCE = 1e-5
-
-
-def sigmoid(x):
-    return 1 / (1 + np.exp(-x))
 
 
 def same_padding(length, kernel_size, stride, dilation_rate):

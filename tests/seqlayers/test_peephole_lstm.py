@@ -13,12 +13,9 @@ from tests.layer_checks import (
     check_masking,
     run_layer_checks,
 )
+from tests.seqlayers.references import sigmoid
 
 TOLERANCE = 1e-5
-
-
-def sigmoid(x):
-    return 1 / (1 + np.exp(-x))
 
 
 def numpy_peephole_lstm(

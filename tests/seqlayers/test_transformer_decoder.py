@@ -8,6 +8,7 @@ import tensorflow as tf
 from seqlayers.position_embedding import PositionEmbedding
 from seqlayers.transformer_decoder import TransformerDecoder
 from tests.layer_checks import run_layer_checks
+from tests.seqlayers.references import keras_dense_copy, keras_layer_norm_copy
 
 # === The layer kit ===
 
@@ -60,16 +61,7 @@ def keras_reference(decoder, x, encoder_sequence, encoder_mask):
         return reference
 
     def norm(ours):
-        reference = keras.layers.LayerNormalization(epsilon=decoder.layer_norm_epsilon)
-        reference.build(x.shape)
-        reference.set_weights(ours.get_weights())
-        return reference
-
-    def dense(ours, activation=None):
-        reference = keras.layers.Dense(ours.units, activation=activation)
-        reference.build((None, ours.kernel.shape[0]))
-        reference.set_weights(ours.get_weights())
-        return reference
+        return keras_layer_norm_copy(ours, decoder.layer_norm_epsilon, x.shape)
 
     self_attention = attention(decoder.self_attention, x)
     cross_attention = attention(decoder.cross_attention, encoder_sequence)
@@ -78,8 +70,8 @@ def keras_reference(decoder, x, encoder_sequence, encoder_mask):
         norm(decoder.cross_attention_norm),
         norm(decoder.feedforward_norm),
     ]
-    intermediate = dense(decoder.intermediate_dense, decoder.activation)
-    output = dense(decoder.output_dense)
+    intermediate = keras_dense_copy(decoder.intermediate_dense, decoder.activation)
+    output = keras_dense_copy(decoder.output_dense)
     sub_blocks = [
         lambda h: self_attention(h, h, use_causal_mask=True),
         lambda h: cross_attention(h, encoder_sequence, value_mask=encoder_mask),

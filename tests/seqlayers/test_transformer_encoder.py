@@ -6,6 +6,7 @@ import pytest
 
 from seqlayers.transformer_encoder import TransformerEncoder
 from tests.layer_checks import run_layer_checks
+from tests.seqlayers.references import keras_dense_copy, keras_layer_norm_copy
 
 
 def test_post_norm_encoder_passes_the_layer_kit(tmp_path):
@@ -52,23 +53,14 @@ def keras_reference(encoder, x, value_mask=None):
     attention.set_weights(encoder.self_attention.get_weights())
 
     def norm(ours):
-        reference = keras.layers.LayerNormalization(epsilon=encoder.layer_norm_epsilon)
-        reference.build(x.shape)
-        reference.set_weights(ours.get_weights())
-        return reference
-
-    def dense(ours, activation=None):
-        reference = keras.layers.Dense(ours.units, activation=activation)
-        reference.build((None, ours.kernel.shape[0]))
-        reference.set_weights(ours.get_weights())
-        return reference
+        return keras_layer_norm_copy(ours, encoder.layer_norm_epsilon, x.shape)
 
     attention_norm, feedforward_norm = (
         norm(encoder.self_attention_norm),
         norm(encoder.feedforward_norm),
     )
-    intermediate = dense(encoder.intermediate_dense, encoder.activation)
-    output = dense(encoder.output_dense)
+    intermediate = keras_dense_copy(encoder.intermediate_dense, encoder.activation)
+    output = keras_dense_copy(encoder.output_dense)
 
     def self_attention(h):
         return attention(h, h, value_mask=value_mask)
