@@ -23,7 +23,7 @@ from tests.layer_checks import (
     check_output_shapes,
     run_layer_checks,
 )
-from tests.seqlayers.references import sigmoid
+from tests.seqlayers.references import peephole_lstm_update
 
 TOLERANCE = 1e-5
 
@@ -64,7 +64,6 @@ def numpy_conv_lstm2d(x, kernel, recurrent_kernel, bias, peepholes, **conv_argum
     """Shi et al. (2015), eq. 3, step by step on channels_last inputs: ``(outputs, h, c)``."""
     x = x.astype("float64")
     filters = recurrent_kernel.shape[-2]
-    p_i, p_f, p_o = peepholes
     h = c = None
     outputs = []
     for t in range(x.shape[1]):
@@ -72,12 +71,7 @@ def numpy_conv_lstm2d(x, kernel, recurrent_kernel, bias, peepholes, **conv_argum
         if h is None:
             h = c = np.zeros((*z.shape[:-1], filters))
         z = z + numpy_conv2d(h, recurrent_kernel, padding="same")
-        z_i, z_f, z_c, z_o = (z[..., k * filters : (k + 1) * filters] for k in range(4))
-        i = sigmoid(z_i + p_i * c)
-        f = sigmoid(z_f + p_f * c)
-        c = f * c + i * np.tanh(z_c)
-        o = sigmoid(z_o + p_o * c)
-        h = o * np.tanh(c)
+        h, c = peephole_lstm_update(z, c, peepholes)
         outputs.append(h)
     return np.stack(outputs, axis=1), h, c
 
@@ -243,15 +237,13 @@ def test_one_by_one_kernel_is_a_peephole_lstm_per_pixel():
     layer = ConvLSTM2D(6, 1, use_peepholes=True, return_sequences=True, return_state=True)
     layer(x)
     randomize_weights(layer, seed=2)
-    kernel, recurrent_kernel, bias, (p_i, p_f, p_o) = numpy_weights(layer)
+    kernel, recurrent_kernel, bias, peepholes = numpy_weights(layer)
     kernel, recurrent_kernel = kernel[0, 0], recurrent_kernel[0, 0]
     h = c = np.zeros((2, 3, 4, 6))
     expected_outputs = []
     for t in range(5):
         z = x[:, t].astype("float64") @ kernel + h @ recurrent_kernel + bias
-        z_i, z_f, z_c, z_o = np.split(z, 4, axis=-1)
-        c = sigmoid(z_f + p_f * c) * c + sigmoid(z_i + p_i * c) * np.tanh(z_c)
-        h = sigmoid(z_o + p_o * c) * np.tanh(c)
+        h, c = peephole_lstm_update(z, c, peepholes)
         expected_outputs.append(h)
     outputs, final_h, final_c = layer(x)
     np.testing.assert_allclose(outputs, np.stack(expected_outputs, 1), atol=TOLERANCE)

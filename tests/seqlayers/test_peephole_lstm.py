@@ -13,7 +13,7 @@ from tests.layer_checks import (
     check_masking,
     run_layer_checks,
 )
-from tests.seqlayers.references import sigmoid
+from tests.seqlayers.references import peephole_lstm_update
 
 TOLERANCE = 1e-5
 
@@ -29,7 +29,6 @@ def numpy_peephole_lstm(
     x = x.astype("float64")
     batch, steps, _ = x.shape
     units = recurrent_kernel.shape[0]
-    p_i, p_f, p_o = peepholes
     h = np.zeros((batch, units))
     c = np.zeros((batch, units))
     outputs = []
@@ -37,12 +36,7 @@ def numpy_peephole_lstm(
         x_t = x[:, t] if input_mask is None else x[:, t] * input_mask
         h_in = h if recurrent_mask is None else h * recurrent_mask
         z = x_t @ kernel + h_in @ recurrent_kernel + bias
-        z_i, z_f, z_c, z_o = (z[:, k * units : (k + 1) * units] for k in range(4))
-        i = sigmoid(z_i + p_i * c)
-        f = sigmoid(z_f + p_f * c)
-        c = f * c + i * np.tanh(z_c)
-        o = sigmoid(z_o + p_o * c)
-        h = o * np.tanh(c)
+        h, c = peephole_lstm_update(z, c, peepholes)
         outputs.append(h)
     return np.stack(outputs, axis=1), h, c
 
