@@ -1,31 +1,39 @@
 """Training-step time of PeepholeLSTM and ConvLSTM2D against their Keras counterparts (issue 4).
 
-    .venv/bin/python bench/bench_recurrent.py           # full run: minutes, alone on the machine
+    .venv/bin/python bench/bench_recurrent.py           # full run: ~20 min, alone on the machine
     .venv/bin/python bench/bench_recurrent.py --quick   # smoke run: tiny sizes, seconds
 
 Each model is ``Input -> layer`` trained with Adam on an MSE loss against random targets, with
-``model.compile``'s defaults (on a CPU-only machine Keras picks ``jit_compile=False``). Every
-model is built ``--instances`` times (two identical Keras models built in one process differ by
-a few percent, so one instance per layer can decide a close race by accident) and warmed up
-first (tracing and the first steps are not timed); then each repeat times ``--steps``
+``model.compile``'s defaults (on a CPU-only machine Keras picks ``jit_compile=False``).
+
+The design answers one question, "is ours slower than Keras?", for differences of about 1 %,
+below the few percent by which two identical models can differ. Two identical Keras models
+built in one process differ by up to 2 % (memory placement), and so do two processes running
+the same script. So each table is measured in ``--processes`` fresh processes, one after the
+other. In each process every layer is built ``--instances`` times, every model is warmed up
+(tracing and the first steps are not timed), and then each repeat times ``--steps``
 consecutive ``train_on_batch`` calls of every model in turn, the order rotating between repeats
-so that none always runs first. The tables give the median time per step over the repeats of
-all instances of a layer, the ratio to the Keras layer of the same table, and the range of the
-instances' own medians. The target of the
-issue: a peephole LSTM costs at most 15 % more than ``keras.layers.LSTM``; our ConvLSTM2D
-without peepholes is no slower than ``keras.layers.ConvLSTM2D``.
+so that none always runs first. A process gives each layer the median of all its instances'
+repeats, and the ratio of that median to the Keras layer's. The tables give the median time
+per step over all processes, the median of the per-process ratios (the verdict), and their
+range. The targets of the issue: a peephole LSTM costs at most 15 % more than
+``keras.layers.LSTM``; our ConvLSTM2D without peepholes is no slower than
+``keras.layers.ConvLSTM2D``.
 """
 
 import argparse
-import os
-import platform
+import json
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import seqlayers._quiet_import  # noqa: F401  (first: TensorFlow loads without its C++ noise)
 
 import keras
 import numpy as np
+from machine_info import describe_machine
 
 from seqlayers.conv_lstm import ConvLSTM2D
 from seqlayers.peephole_lstm import PeepholeLSTM
@@ -37,6 +45,7 @@ FULL = {
     "steps": 5,
     "warmup_steps": 3,
     "instances": 3,
+    "processes": 5,
 }
 QUICK = {
     "lstm": {"batch": 4, "length": 10, "features": 8, "units": 16},
@@ -45,18 +54,8 @@ QUICK = {
     "steps": 2,
     "warmup_steps": 1,
     "instances": 2,
+    "processes": 2,
 }
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def training_model(layer, input_shape):
@@ -75,12 +74,10 @@ def batch_for(model, batch_size, seed):
 
 
 def time_models(builders, batch_size, repeats, steps, warmup_steps, instances):
-    """Median seconds per training step of each model, measured side by side.
+    """Seconds per training step of each model, measured side by side in this process.
 
-    ``builders`` maps a name to a function returning a fresh compiled model. Each is built
-    ``instances`` times: two identical models built in one process differ by a few percent
-    (memory placement), so the timings of all instances of a name are pooled. Returns the
-    pooled medians, and the median of each instance (to show that spread).
+    ``builders`` maps a name to a function returning a fresh compiled model; each is built
+    ``instances`` times. Returns, for each name, the times of all repeats of all its instances.
     """
     models = {
         (name, index): build() for index in range(instances) for name, build in builders.items()
@@ -89,7 +86,7 @@ def time_models(builders, batch_size, repeats, steps, warmup_steps, instances):
     for key, model in models.items():
         for _ in range(warmup_steps):
             model.train_on_batch(*batches[key])
-    timings = {key: [] for key in models}
+    timings = {name: [] for name in builders}
     keys = list(models)
     for repeat in range(repeats):
         shift = repeat % len(keys)
@@ -98,68 +95,24 @@ def time_models(builders, batch_size, repeats, steps, warmup_steps, instances):
             start = time.perf_counter()
             for _ in range(steps):
                 model.train_on_batch(*batches[key])
-            timings[key].append((time.perf_counter() - start) / steps)
-    pooled = {
-        name: statistics.median(
-            value for (other, _), values in timings.items() if other == name for value in values
-        )
-        for name in builders
-    }
-    per_instance = {key: statistics.median(values) for key, values in timings.items()}
-    return pooled, per_instance
+            timings[key[0]].append((time.perf_counter() - start) / steps)
+    return timings
 
 
-def instance_spread(per_instance, name):
-    """``a–b ms`` over the instances of ``name``."""
-    values = [seconds for (other, _), seconds in per_instance.items() if other == name]
-    return f"{1000 * min(values):.1f}–{1000 * max(values):.1f} ms"
-
-
-def percent(time, reference_time):
-    return f"{100 * (time / reference_time - 1):+.1f} %"
-
-
-def markdown_table(title, medians, per_instance, reference):
-    lines = [
-        f"**{title}**",
-        "",
-        "| layer | ms / training step (median) | vs. Keras | instances' medians |",
-        "|---|---:|---:|---:|",
-    ]
-    for name, seconds in medians.items():
-        lines.append(
-            f"| {name} | {1000 * seconds:.1f} | {seconds / medians[reference]:.3f}x "
-            f"| {instance_spread(per_instance, name)} |"
-        )
-    return "\n".join(lines)
-
-
-def bench_lstm(sizes, settings):
+def lstm_builders(sizes):
     shape = (sizes["length"], sizes["features"])
     units = sizes["units"]
-    models = {
+    return {
         f"keras.layers.LSTM({units})": lambda: training_model(keras.layers.LSTM(units), shape),
         f"PeepholeLSTM({units})": lambda: training_model(PeepholeLSTM(units), shape),
     }
-    medians, per_instance = time_models(models, sizes["batch"], **settings)
-    keras_time, peephole_time = medians.values()
-    title = (
-        f"LSTM, batch {sizes['batch']}, length {sizes['length']}, "
-        f"{sizes['features']} features, {units} units"
-    )
-    verdict = (
-        f"Peepholes cost {percent(peephole_time, keras_time)} against keras.layers.LSTM "
-        "(target: at most +15 %)."
-    )
-    table = markdown_table(title, medians, per_instance, reference=next(iter(models)))
-    return table + "\n\n" + verdict
 
 
-def bench_conv_lstm(sizes, settings):
+def conv_lstm_builders(sizes):
     shape = (sizes["length"], sizes["rows"], sizes["cols"], sizes["channels"])
     filters = sizes["filters"]
     arguments = f"{filters}, 3, padding='same'"
-    models = {
+    return {
         f"keras.layers.ConvLSTM2D({arguments})": lambda: training_model(
             keras.layers.ConvLSTM2D(filters, 3, padding="same"), shape
         ),
@@ -170,50 +123,136 @@ def bench_conv_lstm(sizes, settings):
             ConvLSTM2D(filters, 3, padding="same", use_peepholes=True), shape
         ),
     }
-    medians, per_instance = time_models(models, sizes["batch"], **settings)
-    keras_time, plain_time, peephole_time = medians.values()
+
+
+TABLES = {"lstm": lstm_builders, "conv": conv_lstm_builders}
+
+
+def measure_table_here(table, plan, settings):
+    """One process's measurement of a table: ``{name: [seconds, ...]}``, Keras first."""
+    keras.utils.set_random_seed(0)
+    builders = TABLES[table](plan[table])
+    return time_models(builders, plan[table]["batch"], **settings)
+
+
+def measure_table(table, plan, settings, processes, quick):
+    """The measurements of ``processes`` fresh processes, one after the other."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", table]
+    command += [f"--{name}={value}" for name, value in settings.items() if name != "warmup_steps"]
+    command += ["--quick"] if quick else []
+    measurements = []
+    for index in range(processes):
+        print(f"  {table}: process {index + 1}/{processes}", file=sys.stderr, flush=True)
+        finished = subprocess.run(command, capture_output=True, text=True)
+        if finished.returncode != 0:
+            raise RuntimeError(
+                f"benchmark process {index + 1} for {table!r} failed "
+                f"(exit {finished.returncode}):\n{finished.stderr[-3000:]}"
+            )
+        measurements.append(json.loads(finished.stdout.strip().splitlines()[-1]))
+    return measurements
+
+
+def summarize(measurements):
+    """Per name: median ms over all processes, median and range of the per-process ratios."""
+    names = list(measurements[0])
+    reference = names[0]
+    summary = {}
+    for name in names:
+        ratios = [
+            statistics.median(times[name]) / statistics.median(times[reference])
+            for times in measurements
+        ]
+        summary[name] = {
+            "ms": 1000 * statistics.median(t for times in measurements for t in times[name]),
+            "ratio": statistics.median(ratios),
+            "ratios": ratios,
+        }
+    return summary
+
+
+def markdown_table(title, summary):
+    lines = [
+        f"**{title}**",
+        "",
+        "| layer | ms / training step (median) | vs. Keras (median of processes) "
+        "| per-process ratios |",
+        "|---|---:|---:|---:|",
+    ]
+    for index, (name, row) in enumerate(summary.items()):
+        ratios = row["ratios"]
+        spread = "reference" if index == 0 else f"{min(ratios):.3f}–{max(ratios):.3f}x"
+        lines.append(f"| {name} | {row['ms']:.1f} | {row['ratio']:.3f}x | {spread} |")
+    return "\n".join(lines)
+
+
+def percent(ratio):
+    return f"{100 * (ratio - 1):+.1f} %"
+
+
+def lstm_report(plan, summary):
+    sizes = plan["lstm"]
+    _, peephole_row = summary.values()
     title = (
-        f"ConvLSTM2D, batch {sizes['batch']}, time {sizes['length']}, "
-        f"{sizes['rows']}x{sizes['cols']}x{sizes['channels']} inputs, {filters} filters"
+        f"LSTM, batch {sizes['batch']}, length {sizes['length']}, "
+        f"{sizes['features']} features, {sizes['units']} units"
     )
     verdict = (
-        f"Without peepholes: {percent(plain_time, keras_time)} against keras.layers.ConvLSTM2D "
-        f"(target: no slower). Peepholes cost {percent(peephole_time, plain_time)} on top."
+        f"Peepholes cost {percent(peephole_row['ratio'])} against keras.layers.LSTM "
+        "(target: at most +15 %)."
     )
-    table = markdown_table(title, medians, per_instance, reference=next(iter(models)))
-    return table + "\n\n" + verdict
+    return markdown_table(title, summary) + "\n\n" + verdict
+
+
+def conv_lstm_report(plan, summary):
+    sizes = plan["conv"]
+    _, plain_row, peephole_row = summary.values()
+    title = (
+        f"ConvLSTM2D, batch {sizes['batch']}, time {sizes['length']}, "
+        f"{sizes['rows']}x{sizes['cols']}x{sizes['channels']} inputs, {sizes['filters']} filters"
+    )
+    slower = sum(ratio > 1 for ratio in plain_row["ratios"])
+    verdict = (
+        f"Without peepholes: {percent(plain_row['ratio'])} against keras.layers.ConvLSTM2D "
+        f"(target: no slower), slower in {slower} of {len(plain_row['ratios'])} processes. "
+        f"Peepholes cost {percent(peephole_row['ratio'] / plain_row['ratio'])} on top."
+    )
+    return markdown_table(title, summary) + "\n\n" + verdict
+
+
+REPORTS = {"lstm": lstm_report, "conv": conv_lstm_report}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
-    parser.add_argument("--only", choices=("lstm", "conv"), help="run one of the two tables")
+    parser.add_argument("--only", choices=tuple(TABLES), help="run one of the two tables")
     parser.add_argument("--repeats", type=int, help="timed repeats per model")
     parser.add_argument("--steps", type=int, help="training steps per timed repeat")
     parser.add_argument("--instances", type=int, help="fresh models built per layer")
+    parser.add_argument("--processes", type=int, help="fresh processes measuring each table")
+    parser.add_argument("--worker", choices=tuple(TABLES), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     settings = {
-        "repeats": args.repeats or plan["repeats"],
-        "steps": args.steps or plan["steps"],
-        "warmup_steps": plan["warmup_steps"],
-        "instances": args.instances or plan["instances"],
+        name: getattr(args, name) or plan[name] for name in ("repeats", "steps", "instances")
     }
-    keras.utils.set_random_seed(0)
+    settings["warmup_steps"] = plan["warmup_steps"]
+    if args.worker:
+        print(json.dumps(measure_table_here(args.worker, plan, settings)))
+        return
+    processes = args.processes or plan["processes"]
     quick_note = " (--quick: smoke-test sizes, not a measurement)" if args.quick else ""
     print(
-        f"Keras {keras.__version__} ({keras.backend.backend()}), {cpu_name()}, "
-        f"{os.cpu_count()} cores. {settings['instances']} fresh models per layer, timed in "
-        f"turn; median of their {settings['repeats']} repeats each of {settings['steps']} "
-        f"training steps, after {settings['warmup_steps']} warm-up steps; batch and sizes in "
-        f"each title{quick_note}."
+        f"{describe_machine()}. {processes} processes per table, each building "
+        f"{settings['instances']} models per layer, timed in turn: {settings['repeats']} "
+        f"repeats of {settings['steps']} training steps after {settings['warmup_steps']} "
+        f"warm-up steps; batch and sizes in each title{quick_note}."
     )
-    print()
-    if args.only in (None, "lstm"):
-        print(bench_lstm(plan["lstm"], settings))
+    for table in (args.only,) if args.only else tuple(TABLES):
+        measurements = measure_table(table, plan, settings, processes, args.quick)
         print()
-    if args.only in (None, "conv"):
-        print(bench_conv_lstm(plan["conv"], settings))
+        print(REPORTS[table](plan, summarize(measurements)))
 
 
 if __name__ == "__main__":
