@@ -103,7 +103,8 @@ class ConvLSTMCell(keras.layers.Layer):
     ``forget_gate_peephole_weights`` and ``output_gate_peephole_weights`` are ``[filters]``
     each: one weight per channel, shared over space. Without them the cell computes what
     ``keras.layers.ConvLSTM2D``'s cell computes. The four gates come from one convolution per
-    input per step (``x`` with ``kernel``, ``h_{t-1}`` with ``recurrent_kernel``), not four.
+    input per step (``x`` with ``kernel``, ``h_{t-1}`` with ``recurrent_kernel``), not four;
+    from the zero state (``states=None``) only the first: ``U * 0 = 0`` exactly.
 
     Reference: Shi et al., "Convolutional LSTM Network: A Machine Learning Approach for
     Precipitation Nowcasting", NeurIPS 2015, https://arxiv.org/abs/1506.04214.
@@ -144,7 +145,8 @@ class ConvLSTMCell(keras.layers.Layer):
         inputs: ``[batch, *spatial, channels]`` (channels_last) or
             ``[batch, channels, *spatial]``, one step.
         states: ``[h, c]``, optionally followed by a recurrent dropout mask shaped like ``h``
-            (the ConvLSTM layers pass their per-sequence mask this way), returned unchanged.
+            (the ConvLSTM layers pass their per-sequence mask this way), returned unchanged;
+            or None for the zero state, which skips the recurrent convolution (of zeros).
         training: whether the cell draws its own dropout masks.
 
     Returns:
@@ -344,18 +346,24 @@ class ConvLSTMCell(keras.layers.Layer):
         )
 
     def call(self, inputs, states, training=False):
-        h_previous, c_previous = states[:2]
-        # The ConvLSTM layers draw the masks once per sequence: they drop out the inputs
-        # themselves and hand the recurrent mask over as a third, constant state.
-        input_mask, recurrent_mask = self.dropout_masks(inputs, h_previous, training)
-        if len(states) > 2:
-            recurrent_mask = states[2]
-        if input_mask is not None:
-            inputs = inputs * input_mask
-        if recurrent_mask is not None:
-            h_previous = h_previous * recurrent_mask
+        if states is None:
+            h_previous = c_previous = recurrent_mask = None
+        else:
+            h_previous, c_previous = states[:2]
+            # The ConvLSTM layers draw the masks once per sequence: they drop out the inputs
+            # themselves and hand the recurrent mask over as a third, constant state.
+            recurrent_mask = states[2] if len(states) > 2 else None
+        if training:
+            input_mask = dropout_keep_mask(inputs, self.dropout, self.seed_generator)
+            if input_mask is not None:
+                inputs = inputs * input_mask
+            if recurrent_mask is None and h_previous is not None:
+                recurrent_mask = dropout_keep_mask(
+                    h_previous, self.recurrent_dropout, self.seed_generator
+                )
         # [batch, *spatial, 4 filters] (channels_last): all four gates from one convolution
-        # per input.
+        # per input. The bias joins the input convolution first: neither depends on h, so
+        # they can run while the previous step is still being computed.
         gates = ops.conv(
             inputs,
             self.kernel,
@@ -364,26 +372,33 @@ class ConvLSTMCell(keras.layers.Layer):
             data_format=self.data_format,
             dilation_rate=self.dilation_rate,
         )
-        gates = gates + ops.conv(
-            h_previous, self.recurrent_kernel, padding="same", data_format=self.data_format
-        )
         if self.use_bias:
             gates = gates + self._per_channel(self.bias)
+        if h_previous is not None:
+            if recurrent_mask is not None:
+                h_previous = h_previous * recurrent_mask
+            gates = gates + ops.conv(
+                h_previous, self.recurrent_kernel, padding="same", data_format=self.data_format
+            )
         input_gate, forget_gate, candidate, output_gate = ops.split(
             gates, 4, axis=self.channel_axis
         )
-        if self.use_peepholes:
-            input_peephole = self._per_channel(self.input_gate_peephole_weights)
-            forget_peephole = self._per_channel(self.forget_gate_peephole_weights)
-            input_gate = input_gate + input_peephole * c_previous
-            forget_gate = forget_gate + forget_peephole * c_previous
-        input_gate = self.recurrent_activation(input_gate)
-        forget_gate = self.recurrent_activation(forget_gate)
-        c = forget_gate * c_previous + input_gate * self.activation(candidate)
+        if c_previous is None:
+            # From the zero state: f ⊙ c_{t-1} and the peephole terms p ⊙ c_{t-1} are zero.
+            c = self.recurrent_activation(input_gate) * self.activation(candidate)
+        else:
+            if self.use_peepholes:
+                input_peephole = self._per_channel(self.input_gate_peephole_weights)
+                forget_peephole = self._per_channel(self.forget_gate_peephole_weights)
+                input_gate = input_gate + input_peephole * c_previous
+                forget_gate = forget_gate + forget_peephole * c_previous
+            input_gate = self.recurrent_activation(input_gate)
+            forget_gate = self.recurrent_activation(forget_gate)
+            c = forget_gate * c_previous + input_gate * self.activation(candidate)
         if self.use_peepholes:
             output_gate = output_gate + self._per_channel(self.output_gate_peephole_weights) * c
         h = self.recurrent_activation(output_gate) * self.activation(c)
-        return h, [h, c, *states[2:]]
+        return h, [h, c, *(states[2:] if states is not None else ())]
 
     def compute_output_shape(self, inputs_shape, states_shape=None):
         shape = self.output_shape_for(inputs_shape)
@@ -469,8 +484,11 @@ class ConvLSTM(RNNWithSequenceDropout):
     rank subclasses ``ConvLSTM1D``, ``ConvLSTM2D`` and ``ConvLSTM3D``.
 
     Each step makes one convolution of the inputs and one of ``h`` for all four gates (Keras'
-    ConvLSTM makes four of each). Dropout masks are drawn once per sequence and reused at every
-    step; one input mask serves all four gates.
+    ConvLSTM makes four of each). A sequence that starts from the zero state (no
+    ``initial_state``, not ``stateful``, no mask) makes no recurrent convolution at its first
+    step, where it would convolve zeros: the result is the same, and ``T >= 2`` steps make
+    ``T - 1`` recurrent convolutions instead of ``T``. Dropout masks are drawn once per
+    sequence and reused at every step; one input mask serves all four gates.
 
     Masking: a ``[batch, time]`` mask, or one with spatial axes too (``keras.layers.Masking``
     flags every pixel of ``[batch, time, *spatial, channels]`` inputs), which is reduced to
@@ -606,10 +624,33 @@ class ConvLSTM(RNNWithSequenceDropout):
         )
         self.input_spec = keras.layers.InputSpec(ndim=rank + 3)
 
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        # Read by loop_over_steps, within this call: do h and c start at zero?
+        self._starts_from_zero_state = initial_state is None and not self.stateful
+        return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
+
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
         return super().inner_loop(sequences, initial_state, time_step_mask(mask), training)
+
+    def loop_over_steps(self, sequences, states, mask):
+        steps = sequences.shape[1]
+        starts_from_zero = getattr(self, "_starts_from_zero_state", False)
+        if not starts_from_zero or mask is not None or steps is None or steps < 2:
+            return super().loop_over_steps(sequences, states, mask)
+        # The first step from the zero state, outside the loop: the cell skips the recurrent
+        # convolution, which would convolve zeros. (With a mask the loop's carried output
+        # would start at zeros rather than at this step's output, so masks take the loop; a
+        # single step takes it too, so that recurrent_kernel still gets a (zero) gradient.)
+        first, rest = (steps - 1, slice(0, -1)) if self.go_backwards else (0, slice(1, None))
+        h, (_, c, *_) = self.cell(sequences[:, first], None)
+        last_output, outputs, final_states = super().loop_over_steps(
+            sequences[:, rest], [h, c, *states[2:]], None
+        )
+        if self.return_sequences:
+            outputs = ops.concatenate([ops.expand_dims(h, 1), outputs], axis=1)
+        return last_output, outputs, final_states
 
     def compute_output_shape(self, sequences_shape, initial_state_shape=None):
         batch_size, steps = sequences_shape[:2]

@@ -305,11 +305,17 @@ class RNNWithSequenceDropout(keras.layers.RNN):
         states = list(initial_state)
         if recurrent_mask is not None:
             states.append(recurrent_mask)
-        # training=False: the cell must not draw masks of its own at every step.
-        last_output, outputs, final_states = super().inner_loop(
-            sequences, states, mask, training=False
-        )
+        last_output, outputs, final_states = self.loop_over_steps(sequences, states, mask)
         return last_output, outputs, final_states[:2]
+
+    def loop_over_steps(self, sequences, states, mask):
+        """``keras.layers.RNN``'s loop over ``sequences`` (dropout applied): a subclass's hook.
+
+        ``states`` are ``[h, c]``, followed by the recurrent dropout mask if one applies.
+        Returns ``(last_output, outputs, final_states)`` as ``keras.layers.RNN.inner_loop``.
+        """
+        # training=False: the cell must not draw masks of its own at every step.
+        return super().inner_loop(sequences, states, mask, training=False)
 
 
 @keras.saving.register_keras_serializable(package="seqlayers")

@@ -231,6 +231,50 @@ def test_without_peepholes_equals_keras_conv_lstm2d(conv_arguments):
         np.testing.assert_allclose(actual, expected, atol=TOLERANCE, rtol=TOLERANCE)
 
 
+@pytest.mark.parametrize("steps", [1, 2, 4])
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["forwards", "backwards"])
+def test_from_the_zero_state_equals_keras_conv_lstm2d(steps, go_backwards):
+    # No mask and no initial state: the first step runs outside the loop, without the
+    # recurrent convolution. Outputs, states and gradients must not change.
+    x = random_sequences((2, steps, 6, 5, 3))
+    arguments = {
+        "padding": "same",
+        "return_sequences": True,
+        "return_state": True,
+        "go_backwards": go_backwards,
+    }
+    ours = ConvLSTM2D(4, 3, **arguments)
+    theirs = keras.layers.ConvLSTM2D(4, 3, **arguments)
+    ours(x)
+    theirs(x)
+    randomize_weights(ours, seed=5)
+    theirs.set_weights(ours.get_weights())
+    results = {}
+    for name, layer in (("ours", ours), ("theirs", theirs)):
+        with tf.GradientTape() as tape:
+            outputs = layer(x)
+            loss = sum(tf.reduce_sum(tf.square(output)) for output in outputs)
+        results[name] = [*outputs, *tape.gradient(loss, layer.trainable_weights)]
+    for actual, expected in zip(results["ours"], results["theirs"], strict=True):
+        np.testing.assert_allclose(actual, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_first_step_from_the_zero_state_makes_no_recurrent_convolution():
+    # A NaN recurrent kernel poisons every step that convolves h; the first step from the
+    # zero state does not, unless states come in (an initial state, or a mask: the loop).
+    x = random_sequences((2, 3, 5, 5, 2))
+    for go_backwards in (False, True):
+        layer = ConvLSTM2D(3, 3, padding="same", return_sequences=True, go_backwards=go_backwards)
+        layer(x)
+        layer.cell.recurrent_kernel.assign(np.full(layer.cell.recurrent_kernel.shape, np.nan))
+        outputs = keras.ops.convert_to_numpy(layer(x))
+        assert np.isfinite(outputs[:, 0]).all()
+        assert np.isnan(outputs[:, 1:]).all()
+    zeros = np.zeros((2, 5, 5, 3), "float32")
+    assert np.isnan(keras.ops.convert_to_numpy(layer(x, initial_state=[zeros, zeros]))).all()
+    assert np.isnan(keras.ops.convert_to_numpy(layer(x, mask=np.ones((2, 3), bool)))).all()
+
+
 def test_one_by_one_kernel_is_a_peephole_lstm_per_pixel():
     # With a 1x1 kernel every pixel is an independent peephole LSTM over its channels.
     x = random_sequences((2, 5, 3, 4, 3))
