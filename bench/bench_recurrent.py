@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_recurrent.py           # full run: ~20 min, alone on the machine
     .venv/bin/python bench/bench_recurrent.py --quick   # smoke run: tiny sizes, seconds
+    .venv/bin/python bench/bench_recurrent.py --only conv --conv-time 30   # longer sequences
 
 Each model is ``Input -> layer`` trained with Adam on an MSE loss against random targets, with
 ``model.compile``'s defaults (on a CPU-only machine Keras picks ``jit_compile=False``).
@@ -135,11 +136,15 @@ def measure_table_here(table, plan, settings):
     return time_models(builders, plan[table]["batch"], **settings)
 
 
-def measure_table(table, plan, settings, processes, quick):
-    """The measurements of ``processes`` fresh processes, one after the other."""
+def measure_table(table, settings, processes, plan_arguments):
+    """The measurements of ``processes`` fresh processes, one after the other.
+
+    ``plan_arguments`` are the command-line arguments that choose the sizes (``--quick``,
+    ``--conv-time``), passed on to each process.
+    """
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", table]
     command += [f"--{name}={value}" for name, value in settings.items() if name != "warmup_steps"]
-    command += ["--quick"] if quick else []
+    command += plan_arguments
     measurements = []
     for index in range(processes):
         print(f"  {table}: process {index + 1}/{processes}", file=sys.stderr, flush=True)
@@ -231,9 +236,14 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, help="training steps per timed repeat")
     parser.add_argument("--instances", type=int, help="fresh models built per layer")
     parser.add_argument("--processes", type=int, help="fresh processes measuring each table")
+    parser.add_argument("--conv-time", type=int, help="time steps of the ConvLSTM sequences")
     parser.add_argument("--worker", choices=tuple(TABLES), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    plan_arguments = ["--quick"] if args.quick else []
+    if args.conv_time:
+        plan = {**plan, "conv": {**plan["conv"], "length": args.conv_time}}
+        plan_arguments.append(f"--conv-time={args.conv_time}")
     settings = {
         name: getattr(args, name) or plan[name] for name in ("repeats", "steps", "instances")
     }
@@ -250,7 +260,7 @@ def main(argv=None):
         f"warm-up steps; batch and sizes in each title{quick_note}."
     )
     for table in (args.only,) if args.only else tuple(TABLES):
-        measurements = measure_table(table, plan, settings, processes, args.quick)
+        measurements = measure_table(table, settings, processes, plan_arguments)
         print()
         print(REPORTS[table](plan, summarize(measurements)))
 
