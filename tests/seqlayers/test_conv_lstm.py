@@ -206,6 +206,17 @@ def test_channels_first_conv_lstm2d_passes_the_layer_kit(tmp_path):
 # --- Numerical references -------------------------------------------------------------------
 
 
+def ours_and_keras(x, filters, seed, **arguments):
+    """``ConvLSTM2D(filters, 3)`` and ``keras.layers.ConvLSTM2D`` with the same random weights."""
+    ours = ConvLSTM2D(filters, 3, **arguments)
+    theirs = keras.layers.ConvLSTM2D(filters, 3, **arguments)
+    ours(x)
+    theirs(x)
+    randomize_weights(ours, seed=seed)
+    theirs.set_weights(ours.get_weights())
+    return ours, theirs
+
+
 @pytest.mark.parametrize(
     "conv_arguments",
     [
@@ -221,12 +232,7 @@ def test_without_peepholes_equals_keras_conv_lstm2d(conv_arguments):
     # An explicit [batch, time] mask: the second sequence is two steps long.
     mask = np.array([[True] * 4, [True, True, False, False]])
     arguments = {"return_sequences": True, "return_state": True, **conv_arguments}
-    ours = ConvLSTM2D(5, 3, **arguments)
-    theirs = keras.layers.ConvLSTM2D(5, 3, **arguments)
-    ours(x)
-    theirs(x)
-    randomize_weights(ours, seed=1)
-    theirs.set_weights(ours.get_weights())
+    ours, theirs = ours_and_keras(x, 5, seed=1, **arguments)
     for actual, expected in zip(ours(x, mask=mask), theirs(x, mask=mask), strict=True):
         np.testing.assert_allclose(actual, expected, atol=TOLERANCE, rtol=TOLERANCE)
 
@@ -243,12 +249,7 @@ def test_from_the_zero_state_equals_keras_conv_lstm2d(steps, go_backwards):
         "return_state": True,
         "go_backwards": go_backwards,
     }
-    ours = ConvLSTM2D(4, 3, **arguments)
-    theirs = keras.layers.ConvLSTM2D(4, 3, **arguments)
-    ours(x)
-    theirs(x)
-    randomize_weights(ours, seed=5)
-    theirs.set_weights(ours.get_weights())
+    ours, theirs = ours_and_keras(x, 4, seed=5, **arguments)
     results = {}
     for name, layer in (("ours", ours), ("theirs", theirs)):
         with tf.GradientTape() as tape:
