@@ -485,10 +485,10 @@ class ConvLSTM(RNNWithSequenceDropout):
 
     Each step makes one convolution of the inputs and one of ``h`` for all four gates (Keras'
     ConvLSTM makes four of each). A sequence that starts from the zero state (no
-    ``initial_state``, not ``stateful``, no mask) makes no recurrent convolution at its first
-    step, where it would convolve zeros: the result is the same, and ``T >= 2`` steps make
-    ``T - 1`` recurrent convolutions instead of ``T``. Dropout masks are drawn once per
-    sequence and reused at every step; one input mask serves all four gates.
+    ``initial_state``, not ``stateful``) makes no recurrent convolution at its first step,
+    where it would convolve zeros: the result is the same, and ``T >= 2`` steps make ``T - 1``
+    recurrent convolutions instead of ``T``. Dropout masks are drawn once per sequence and
+    reused at every step; one input mask serves all four gates.
 
     Masking: a ``[batch, time]`` mask, or one with spatial axes too (``keras.layers.Masking``
     flags every pixel of ``[batch, time, *spatial, channels]`` inputs), which is reduced to
@@ -637,20 +637,42 @@ class ConvLSTM(RNNWithSequenceDropout):
     def loop_over_steps(self, sequences, states, mask):
         steps = sequences.shape[1]
         starts_from_zero = getattr(self, "_starts_from_zero_state", False)
-        if not starts_from_zero or mask is not None or steps is None or steps < 2:
+        # A single step takes the loop, so that recurrent_kernel still gets a (zero) gradient.
+        if not starts_from_zero or steps is None or steps < 2:
             return super().loop_over_steps(sequences, states, mask)
         # The first step from the zero state, outside the loop: the cell skips the recurrent
-        # convolution, which would convolve zeros. (With a mask the loop's carried output
-        # would start at zeros rather than at this step's output, so masks take the loop; a
-        # single step takes it too, so that recurrent_kernel still gets a (zero) gradient.)
+        # convolution, which would convolve zeros.
         first, rest = (steps - 1, slice(0, -1)) if self.go_backwards else (0, slice(1, None))
         h, (_, c, *_) = self.cell(sequences[:, first], None)
+        rest_mask = None
+        if mask is not None:
+            # A masked first step leaves the states at zero, and its output is zero too.
+            mask = ops.cast(mask, "bool")
+            valid = self._over_pixels(mask[:, first])
+            h = ops.where(valid, h, ops.zeros_like(h))
+            c = ops.where(valid, c, ops.zeros_like(c))
+            rest_mask = mask[:, rest]
         last_output, outputs, final_states = super().loop_over_steps(
-            sequences[:, rest], [h, c, *states[2:]], None
+            sequences[:, rest], [h, c, *states[2:]], rest_mask
         )
+        if rest_mask is not None and not self.zero_output_for_mask:
+            # At a masked step Keras' loop repeats its previous output, which would be the
+            # first step's output h; the loop over the rest starts from zeros instead. Every
+            # output of this cell equals its h state (both are carried over masked steps), so
+            # the last output is the final h, and the masked steps before the first valid one
+            # of the rest (in the order they are read) output the first step's h.
+            last_output = final_states[0]
+            if self.return_sequences:
+                read_order = ops.flip(rest_mask, axis=1) if self.go_backwards else rest_mask
+                before_valid = ops.cumsum(ops.cast(read_order, "int32"), axis=1) == 0
+                outputs = ops.where(self._over_pixels(before_valid), ops.expand_dims(h, 1), outputs)
         if self.return_sequences:
             outputs = ops.concatenate([ops.expand_dims(h, 1), outputs], axis=1)
         return last_output, outputs, final_states
+
+    def _over_pixels(self, flags):
+        """``[batch]`` or ``[batch, time]`` flags shaped to broadcast over steps' pixels."""
+        return ops.reshape(flags, (*flags.shape, *(1,) * (self.cell.rank + 1)))
 
     def compute_output_shape(self, sequences_shape, initial_state_shape=None):
         batch_size, steps = sequences_shape[:2]

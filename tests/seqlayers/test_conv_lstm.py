@@ -237,43 +237,77 @@ def test_without_peepholes_equals_keras_conv_lstm2d(conv_arguments):
         np.testing.assert_allclose(actual, expected, atol=TOLERANCE, rtol=TOLERANCE)
 
 
+def outputs_and_gradients(layer, x, mask=None):
+    """The layer's outputs and states, then the gradients of their sum of squares."""
+    with tf.GradientTape() as tape:
+        outputs = layer(x, mask=mask)
+        loss = sum(tf.reduce_sum(tf.square(output)) for output in outputs)
+    return [*outputs, *tape.gradient(loss, layer.trainable_weights)]
+
+
 @pytest.mark.parametrize("steps", [1, 2, 4])
 @pytest.mark.parametrize("go_backwards", [False, True], ids=["forwards", "backwards"])
 def test_from_the_zero_state_equals_keras_conv_lstm2d(steps, go_backwards):
-    # No mask and no initial state: the first step runs outside the loop, without the
-    # recurrent convolution. Outputs, states and gradients must not change.
+    # No initial state: the first step runs outside the loop, without the recurrent
+    # convolution. Outputs, states and gradients must not change.
     x = random_sequences((2, steps, 6, 5, 3))
+    arguments = {"return_sequences": True, "return_state": True, "go_backwards": go_backwards}
+    ours, theirs = ours_and_keras(x, 4, seed=5, padding="same", **arguments)
+    for actual, expected in zip(
+        outputs_and_gradients(ours, x), outputs_and_gradients(theirs, x), strict=True
+    ):
+        np.testing.assert_allclose(actual, expected, atol=1e-4, rtol=1e-4)
+
+
+MASKS = {
+    # Full; valid at the first step only (post-padded, length 1); pre-padded.
+    "padded": [[True] * 4, [True, False, False, False], [False, False, True, True]],
+    # Gaps, and a sequence with no valid step at all.
+    "gaps": [[False, True, False, True], [True, False, True, False], [False] * 4],
+}
+
+
+@pytest.mark.parametrize("mask_name", list(MASKS))
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["forwards", "backwards"])
+@pytest.mark.parametrize("zero_output_for_mask", [False, True], ids=["carried", "zeros"])
+def test_masked_from_the_zero_state_equals_keras_conv_lstm2d(
+    mask_name, go_backwards, zero_output_for_mask
+):
+    # A masked first step keeps the zero state; Keras' loop repeats the previous output at
+    # masked steps (or outputs zeros), which the first step outside the loop must reproduce.
+    x = random_sequences((3, 4, 6, 5, 3))
+    mask = np.array(MASKS[mask_name])
     arguments = {
-        "padding": "same",
         "return_sequences": True,
         "return_state": True,
         "go_backwards": go_backwards,
+        "zero_output_for_mask": zero_output_for_mask,
     }
-    ours, theirs = ours_and_keras(x, 4, seed=5, **arguments)
-    results = {}
-    for name, layer in (("ours", ours), ("theirs", theirs)):
-        with tf.GradientTape() as tape:
-            outputs = layer(x)
-            loss = sum(tf.reduce_sum(tf.square(output)) for output in outputs)
-        results[name] = [*outputs, *tape.gradient(loss, layer.trainable_weights)]
-    for actual, expected in zip(results["ours"], results["theirs"], strict=True):
+    ours, theirs = ours_and_keras(x, 4, seed=6, padding="same", **arguments)
+    for actual, expected in zip(
+        outputs_and_gradients(ours, x, mask), outputs_and_gradients(theirs, x, mask), strict=True
+    ):
         np.testing.assert_allclose(actual, expected, atol=1e-4, rtol=1e-4)
+    last_only = {**arguments, "return_sequences": False}
+    ours, theirs = ours_and_keras(x, 4, seed=6, padding="same", **last_only)
+    for actual, expected in zip(ours(x, mask=mask), theirs(x, mask=mask), strict=True):
+        np.testing.assert_allclose(actual, expected, atol=TOLERANCE, rtol=TOLERANCE)
 
 
 def test_first_step_from_the_zero_state_makes_no_recurrent_convolution():
     # A NaN recurrent kernel poisons every step that convolves h; the first step from the
-    # zero state does not, unless states come in (an initial state, or a mask: the loop).
+    # zero state does not, with or without a mask, unless an initial state comes in.
     x = random_sequences((2, 3, 5, 5, 2))
     for go_backwards in (False, True):
         layer = ConvLSTM2D(3, 3, padding="same", return_sequences=True, go_backwards=go_backwards)
         layer(x)
         layer.cell.recurrent_kernel.assign(np.full(layer.cell.recurrent_kernel.shape, np.nan))
-        outputs = keras.ops.convert_to_numpy(layer(x))
-        assert np.isfinite(outputs[:, 0]).all()
-        assert np.isnan(outputs[:, 1:]).all()
+        for mask in (None, np.ones((2, 3), bool)):
+            outputs = keras.ops.convert_to_numpy(layer(x, mask=mask))
+            assert np.isfinite(outputs[:, 0]).all()
+            assert np.isnan(outputs[:, 1:]).all()
     zeros = np.zeros((2, 5, 5, 3), "float32")
     assert np.isnan(keras.ops.convert_to_numpy(layer(x, initial_state=[zeros, zeros]))).all()
-    assert np.isnan(keras.ops.convert_to_numpy(layer(x, mask=np.ones((2, 3), bool)))).all()
 
 
 def test_one_by_one_kernel_is_a_peephole_lstm_per_pixel():
