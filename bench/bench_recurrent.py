@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_recurrent.py           # full run: ~20 min, alone on the machine
     .venv/bin/python bench/bench_recurrent.py --quick   # smoke run: tiny sizes, seconds
     .venv/bin/python bench/bench_recurrent.py --only conv --conv-time 30   # longer sequences
+    .venv/bin/python bench/bench_recurrent.py --only conv --conv-masking   # the masked paths
 
 Each model is ``Input -> layer`` trained with Adam on an MSE loss against random targets, with
 ``model.compile``'s defaults (on a CPU-only machine Keras picks ``jit_compile=False``).
@@ -59,10 +60,15 @@ QUICK = {
 }
 
 
-def training_model(layer, input_shape):
-    """``Input -> layer``, compiled with Keras' defaults."""
+def training_model(layer, input_shape, masking=False):
+    """``Input -> layer`` (``Input -> Masking -> layer`` with ``masking``), Keras' defaults.
+
+    The Masking layer's value never occurs in the random inputs: every step stays valid, and
+    the layers take their masked code paths.
+    """
     inputs = keras.Input(shape=input_shape)
-    model = keras.Model(inputs, layer(inputs))
+    sequences = keras.layers.Masking(mask_value=-1e9)(inputs) if masking else inputs
+    model = keras.Model(inputs, layer(sequences))
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
     return model
 
@@ -112,16 +118,17 @@ def lstm_builders(sizes):
 def conv_lstm_builders(sizes):
     shape = (sizes["length"], sizes["rows"], sizes["cols"], sizes["channels"])
     filters = sizes["filters"]
+    masking = sizes.get("masking", False)
     arguments = f"{filters}, 3, padding='same'"
     return {
         f"keras.layers.ConvLSTM2D({arguments})": lambda: training_model(
-            keras.layers.ConvLSTM2D(filters, 3, padding="same"), shape
+            keras.layers.ConvLSTM2D(filters, 3, padding="same"), shape, masking
         ),
         f"ConvLSTM2D({arguments})": lambda: training_model(
-            ConvLSTM2D(filters, 3, padding="same"), shape
+            ConvLSTM2D(filters, 3, padding="same"), shape, masking
         ),
         f"ConvLSTM2D({arguments}, use_peepholes=True)": lambda: training_model(
-            ConvLSTM2D(filters, 3, padding="same", use_peepholes=True), shape
+            ConvLSTM2D(filters, 3, padding="same", use_peepholes=True), shape, masking
         ),
     }
 
@@ -215,6 +222,7 @@ def conv_lstm_report(plan, summary):
     title = (
         f"ConvLSTM2D, batch {sizes['batch']}, time {sizes['length']}, "
         f"{sizes['rows']}x{sizes['cols']}x{sizes['channels']} inputs, {sizes['filters']} filters"
+        + (", behind keras.layers.Masking (every step valid)" if sizes.get("masking") else "")
     )
     slower = sum(ratio > 1 for ratio in plain_row["ratios"])
     verdict = (
@@ -237,6 +245,9 @@ def main(argv=None):
     parser.add_argument("--instances", type=int, help="fresh models built per layer")
     parser.add_argument("--processes", type=int, help="fresh processes measuring each table")
     parser.add_argument("--conv-time", type=int, help="time steps of the ConvLSTM sequences")
+    parser.add_argument(
+        "--conv-masking", action="store_true", help="a Masking layer before the ConvLSTMs"
+    )
     parser.add_argument("--worker", choices=tuple(TABLES), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
@@ -244,6 +255,9 @@ def main(argv=None):
     if args.conv_time:
         plan = {**plan, "conv": {**plan["conv"], "length": args.conv_time}}
         plan_arguments.append(f"--conv-time={args.conv_time}")
+    if args.conv_masking:
+        plan = {**plan, "conv": {**plan["conv"], "masking": True}}
+        plan_arguments.append("--conv-masking")
     settings = {
         name: getattr(args, name) or plan[name] for name in ("repeats", "steps", "instances")
     }

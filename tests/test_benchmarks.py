@@ -28,9 +28,12 @@ def run_bench(script, *args):
 
 
 def test_bench_recurrent_quick_runs_both_tables_in_fresh_processes():
-    output = run_bench("bench_recurrent.py", "--quick", "--processes", "2", "--conv-time", "4")
+    output = run_bench(
+        "bench_recurrent.py", "--quick", "--processes", "2", "--conv-time", "4", "--conv-masking"
+    )
     assert "**LSTM, batch 4, length 10" in output
     assert "**ConvLSTM2D, batch 2, time 4," in output
+    assert "behind keras.layers.Masking" in output
     assert output.count("| reference |") == 2
     assert "Peepholes cost" in output
     assert "slower in" in output and "of 2 processes" in output
