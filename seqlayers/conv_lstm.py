@@ -672,7 +672,9 @@ class ConvLSTM(RNNWithSequenceDropout):
 
     def _over_pixels(self, flags):
         """``[batch]`` or ``[batch, time]`` flags shaped to broadcast over steps' pixels."""
-        return ops.reshape(flags, (*flags.shape, *(1,) * (self.cell.rank + 1)))
+        for _ in range(self.cell.rank + 1):
+            flags = ops.expand_dims(flags, -1)
+        return flags
 
     def compute_output_shape(self, sequences_shape, initial_state_shape=None):
         batch_size, steps = sequences_shape[:2]

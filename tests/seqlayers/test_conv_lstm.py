@@ -294,6 +294,23 @@ def test_masked_from_the_zero_state_equals_keras_conv_lstm2d(
         np.testing.assert_allclose(actual, expected, atol=TOLERANCE, rtol=TOLERANCE)
 
 
+def test_masked_model_with_unknown_batch_size_exports_and_serves(tmp_path):
+    # The first step outside the loop must not need a known batch size (serving signatures
+    # have none).
+    x = random_sequences((2, 4, 5, 5, 2))
+    x[1, 2:] = 0.0
+    inputs = keras.Input((4, 5, 5, 2))
+    layer = ConvLSTM2D(3, 3, padding="same", return_sequences=True, use_peepholes=True)
+    model = keras.Model(inputs, layer(keras.layers.Masking(0.0)(inputs)))
+    expected = keras.ops.convert_to_numpy(model(x))
+    model.export(tmp_path / "export", verbose=False)
+    reloaded = tf.saved_model.load(str(tmp_path / "export"))
+    served = reloaded.serve(tf.constant(x))
+    np.testing.assert_allclose(served, expected, atol=TOLERANCE, rtol=TOLERANCE)
+    # Past the second sequence's last valid step its outputs repeat that step's.
+    np.testing.assert_allclose(expected[1, 2:], np.stack([expected[1, 1]] * 2), atol=TOLERANCE)
+
+
 def test_first_step_from_the_zero_state_makes_no_recurrent_convolution():
     # A NaN recurrent kernel poisons every step that convolves h; the first step from the
     # zero state does not, with or without a mask, unless an initial state comes in.
