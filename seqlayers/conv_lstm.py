@@ -638,7 +638,11 @@ class ConvLSTM(RNNWithSequenceDropout):
         steps = sequences.shape[1]
         starts_from_zero = getattr(self, "_starts_from_zero_state", False)
         # A single step takes the loop, so that recurrent_kernel still gets a (zero) gradient.
-        if not starts_from_zero or steps is None or steps < 2:
+        # So does an unrolled backward pass over a mask: Keras' unrolled loop zeroes masked
+        # outputs in time order rather than in the reversed order it read them, and the same
+        # quirk on the remaining steps alone would differ from it.
+        unrolled_backwards_masked = self.unroll and self.go_backwards and mask is not None
+        if not starts_from_zero or steps is None or steps < 2 or unrolled_backwards_masked:
             return super().loop_over_steps(sequences, states, mask)
         # The first step from the zero state, outside the loop: the cell skips the recurrent
         # convolution, which would convolve zeros.

@@ -294,6 +294,23 @@ def test_masked_from_the_zero_state_equals_keras_conv_lstm2d(
         np.testing.assert_allclose(actual, expected, atol=TOLERANCE, rtol=TOLERANCE)
 
 
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["forwards", "backwards"])
+@pytest.mark.parametrize("zero_output_for_mask", [False, True], ids=["carried", "zeros"])
+def test_unrolled_masked_equals_keras_unrolled(go_backwards, zero_output_for_mask):
+    x = random_sequences((3, 4, 6, 5, 3))
+    mask = np.array(MASKS["gaps"])
+    arguments = {
+        "return_sequences": True,
+        "return_state": True,
+        "go_backwards": go_backwards,
+        "zero_output_for_mask": zero_output_for_mask,
+        "unroll": True,
+    }
+    ours, theirs = ours_and_keras(x, 4, seed=7, padding="same", **arguments)
+    for actual, expected in zip(ours(x, mask=mask), theirs(x, mask=mask), strict=True):
+        np.testing.assert_allclose(actual, expected, atol=TOLERANCE, rtol=TOLERANCE)
+
+
 def test_masked_model_with_unknown_batch_size_exports_and_serves(tmp_path):
     # The first step outside the loop must not need a known batch size (serving signatures
     # have none).
