@@ -337,13 +337,16 @@ class ConvLSTMCell(keras.layers.Layer):
         return ops.reshape(vector, (-1,) + (1,) * self.rank)
 
     def dropout_masks(self, inputs, h, training):
-        """Dropout masks shaped like ``inputs`` and like ``h``; None where none applies."""
+        """Dropout masks shaped like ``inputs`` and like ``h``; None where none applies.
+
+        ``h`` is None for the zero state, which needs no recurrent mask.
+        """
         if not training:
             return None, None
-        return (
-            dropout_keep_mask(inputs, self.dropout, self.seed_generator),
-            dropout_keep_mask(h, self.recurrent_dropout, self.seed_generator),
-        )
+        input_mask = dropout_keep_mask(inputs, self.dropout, self.seed_generator)
+        if h is None:
+            return input_mask, None
+        return input_mask, dropout_keep_mask(h, self.recurrent_dropout, self.seed_generator)
 
     def call(self, inputs, states, training=False):
         if states is None:
@@ -353,14 +356,11 @@ class ConvLSTMCell(keras.layers.Layer):
             # The ConvLSTM layers draw the masks once per sequence: they drop out the inputs
             # themselves and hand the recurrent mask over as a third, constant state.
             recurrent_mask = states[2] if len(states) > 2 else None
-        if training:
-            input_mask = dropout_keep_mask(inputs, self.dropout, self.seed_generator)
-            if input_mask is not None:
-                inputs = inputs * input_mask
-            if recurrent_mask is None and h_previous is not None:
-                recurrent_mask = dropout_keep_mask(
-                    h_previous, self.recurrent_dropout, self.seed_generator
-                )
+        input_mask, own_recurrent_mask = self.dropout_masks(inputs, h_previous, training)
+        if recurrent_mask is None:
+            recurrent_mask = own_recurrent_mask
+        if input_mask is not None:
+            inputs = inputs * input_mask
         # [batch, *spatial, 4 filters] (channels_last): all four gates from one convolution
         # per input. The bias joins the input convolution first: neither depends on h, so
         # they can run while the previous step is still being computed.
