@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     # Every command runs TensorFlow: load it now, before any module imports keras, without its
     # C++ start-up noise (--help and --version never get here).
-    from seqlayers._quiet_import import import_tensorflow_quietly
+    from apps.quiet_tensorflow import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     try:

@@ -27,7 +27,7 @@ import platform
 import statistics
 import time
 
-import seqlayers._quiet_import  # noqa: F401  (before keras: TensorFlow loads quietly)
+import apps.quiet_tensorflow  # noqa: F401  (first: TensorFlow loads without its C++ start-up noise)
 
 import keras
 import numpy as np

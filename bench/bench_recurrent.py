@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-import seqlayers._quiet_import  # noqa: F401  (first: TensorFlow loads without its C++ noise)
+import apps.quiet_tensorflow  # noqa: F401  (first: TensorFlow loads without its C++ start-up noise)
 
 import keras
 import numpy as np

@@ -5,8 +5,6 @@ Every layer is written on ``keras.ops``, registered for serialization under the 
 docstring says so, and exports to a SavedModel that TF Serving runs without this package.
 """
 
-# Imported first for its side effect: TensorFlow loads here, without its C++ start-up noise.
-from seqlayers import _quiet_import  # noqa: F401
 from seqlayers.conv_lstm import (
     ConvLSTM1D,
     ConvLSTM1DCell,

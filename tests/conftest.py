@@ -1,6 +1,6 @@
 """Shared pytest set-up: a quiet TensorFlow import and a fixed random seed for every test."""
 
-import seqlayers._quiet_import  # noqa: F401  (loads TensorFlow without its C++ start-up noise)
+import apps.quiet_tensorflow  # noqa: F401  (first: TensorFlow loads without its C++ start-up noise)
 
 import pytest
 

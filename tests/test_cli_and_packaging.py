@@ -1,6 +1,7 @@
 """The console command, the packaging pins and the quiet start-up, as a user meets them."""
 
 import configparser
+import json
 import subprocess
 import sys
 from importlib import metadata
@@ -85,9 +86,11 @@ def test_info_runs_quietly():
     assert completed.stderr == ""
 
 
-def test_importing_seqlayers_prints_nothing():
+def test_the_quiet_import_prints_nothing():
     completed = run_command(
-        sys.executable, "-c", "import seqlayers, keras; keras.ops.sum(keras.ops.ones(3))"
+        sys.executable,
+        "-c",
+        "import apps.quiet_tensorflow, seqlayers, keras; keras.ops.sum(keras.ops.ones(3))",
     )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout == ""
@@ -96,10 +99,33 @@ def test_importing_seqlayers_prints_nothing():
 
 def test_user_can_ask_for_tensorflow_logs():
     completed = run_command(
-        sys.executable, "-c", "import seqlayers", env_update={"TF_CPP_MIN_LOG_LEVEL": "0"}
+        sys.executable,
+        "-c",
+        "import apps.quiet_tensorflow",
+        env_update={"TF_CPP_MIN_LOG_LEVEL": "0"},
     )
     assert completed.returncode == 0, completed.stderr
     assert completed.stderr != ""
+
+
+LIBRARY_IMPORT = """
+import json, os, sys
+before = (dict(os.environ), os.fstat(2).st_ino, os.fstat(1).st_ino)
+import seqlayers
+after = (dict(os.environ), os.fstat(2).st_ino, os.fstat(1).st_ino)
+print(json.dumps({"unchanged": before == after, "tensorflow": "tensorflow" in sys.modules,
+                  "apps": sorted(m for m in sys.modules if m.split(".")[0] == "apps")}))
+"""
+
+
+def test_importing_seqlayers_has_no_process_wide_side_effects():
+    completed = run_command(sys.executable, "-c", LIBRARY_IMPORT)
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result == {"unchanged": True, "tensorflow": True, "apps": []}
+    # TensorFlow's own start-up notices reach stderr as they would without us (nothing redirected).
+    plain = run_command(sys.executable, "-c", "import tensorflow")
+    assert bool(completed.stderr) == bool(plain.stderr)
 
 
 def test_dependencies_are_pinned_as_designed():

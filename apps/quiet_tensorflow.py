@@ -1,9 +1,14 @@
-"""Imports TensorFlow without the C++ start-up noise.
+"""Imports TensorFlow without its C++ start-up noise: for the ``seqapps`` command, tests, scripts.
+
+Importing this module loads TensorFlow quietly; that side effect is its purpose, so it belongs to
+programs (``seqapps``, pytest's conftest, the benchmarks), never to the ``seqlayers`` library,
+whose import leaves the process as it found it.
 
 TensorFlow's native libraries write INFO lines to file descriptor 2 while they load (oneDNN notices,
 "Could not find cuda drivers", "failed call to cuInit" on CPU-only machines), before its own
 log-level setting is read, so ``TF_CPP_MIN_LOG_LEVEL`` alone cannot hide them. We raise the log
-level and point descriptor 2 at /dev/null only while TensorFlow loads and enumerates devices.
+level (process-wide, so child processes inherit it) and point descriptor 2 at /dev/null only while
+TensorFlow loads and enumerates devices.
 
 A user who sets ``TF_CPP_MIN_LOG_LEVEL`` (to any value, e.g. ``0`` for everything) keeps full
 control: then nothing is redirected and their level applies.
