@@ -5,9 +5,9 @@
     seqapps info                        versions of the stack and the devices TensorFlow sees
     seqapps train|evaluate|predict|export APP [options]    (seqapps train --help lists the apps)
 
-The app commands come from ``APPS`` (each app's ``AppCommands``); other subcommands from
-``SUBCOMMANDS``. TensorFlow is imported only when a command runs, so ``--help`` and
-``--version`` answer at once.
+The app commands come from ``APPS`` (each app's ``App``, its flags added to the shared ones of
+``apps/common/command_line.py``); other subcommands from ``SUBCOMMANDS``. TensorFlow is imported
+only when a command runs, so ``--help`` and ``--version`` answer at once.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 
-from apps.common.app import COMMANDS, AppCommands
+from apps.common import command_line
+from apps.common.app import COMMANDS, App
 from apps.common.errors import SeqappsError
-from apps.sentiment.cli import APP as SENTIMENT
+from apps.sentiment import APP as SENTIMENT
 
-APPS: list[AppCommands] = [SENTIMENT]
+APPS: list[App] = [SENTIMENT]
 
 PROGRAM = "seqapps"
 
@@ -71,7 +72,7 @@ SUBCOMMANDS: list[Subcommand] = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(apps: Sequence[App] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROGRAM,
         description="Train, evaluate, predict with and export sequence-model apps.",
@@ -81,13 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     for command, summary in COMMANDS.items():
         command_parser = subparsers.add_parser(command, help=summary, description=summary)
         app_parsers = command_parser.add_subparsers(dest="app", metavar="APP", required=True)
-        for app in APPS:
+        for app in APPS if apps is None else apps:
             app_parser = app_parsers.add_parser(
                 app.name, help=app.summary, description=f"{command} {app.name}: {app.summary}"
             )
-            app.add_arguments(command, app_parser)
+            command_line.add_arguments(command, app, app_parser)
             app_parser.set_defaults(
-                run=lambda args, app=app, command=command: app.run(command, args)
+                run=lambda args, app=app, command=command: command_line.run(command, app, args)
             )
     for subcommand in SUBCOMMANDS:
         subparser = subparsers.add_parser(
@@ -98,8 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, apps: Sequence[App] | None = None) -> int:
+    """Runs ``seqapps`` with ``argv``; ``apps`` replaces the registered apps (for tests and
+    for programs that add apps of their own)."""
+    parser = build_parser(apps)
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
         parser.print_help()

@@ -1,10 +1,20 @@
-"""What an app gives the ``seqapps`` command: its arguments and how to run each subcommand."""
+"""What the ``seqapps`` command knows of an app before TensorFlow loads.
+
+An app is two objects: an ``App`` (this file: its name, its own flags and its defaults, in the
+app's ``__init__.py``, importable in milliseconds so that ``--help`` answers at once) and a
+``Task`` (``apps/common/task.py``: data, preprocessing, model, serving, report, in the app's
+``task.py``), which ``App.load_task`` imports when a command runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from apps.common.task import Task
 
 COMMANDS = {
     "train": "train a model and write a run directory",
@@ -13,12 +23,56 @@ COMMANDS = {
     "export": "publish a run directory as a TF Serving SavedModel version",
 }
 
+# ``App.ensemble`` for apps whose ensemble size follows the size of the training data.
+AUTO_ENSEMBLE = "auto"
+
+
+def no_arguments(command: str, parser: argparse.ArgumentParser) -> None:
+    del command, parser
+
 
 @dataclass(frozen=True)
-class AppCommands:
-    """An app's command-line face. ``run`` imports TensorFlow; ``add_arguments`` must not."""
+class App:
+    """An app's command-line face and its defaults.
+
+    Attributes:
+        name: the app's name on the command line (``seqapps train NAME``), its run directory
+            (``runs/NAME``) and its export folder (``saved_models/NAME``).
+        summary: one line for ``--help``.
+        load_task: returns the app's ``Task``; may import TensorFlow.
+        architectures: the values of ``--arch``, the first one the default.
+        data_help: what ``--data`` accepts, and what is used without it.
+        add_arguments: adds the app's own flags for a command (``train``, ``evaluate``,
+            ``predict``, ``export``); the shared ones (``apps/common/command_line.py``) are
+            already there. Must not import TensorFlow. Their values reach the task as
+            ``options``, a dict keyed by the flags' ``dest``.
+        ensemble: ``None`` when the app's model outputs cannot be averaged (no ``--ensemble``
+            flag); otherwise the default number of members, or ``AUTO_ENSEMBLE`` for
+            ``Task.default_ensemble_size``.
+        epochs, batch_size, patience: defaults of ``--epochs``, ``--batch-size``, ``--patience``.
+    """
 
     name: str
     summary: str
-    add_arguments: Callable[[str, argparse.ArgumentParser], None]
-    run: Callable[[str, argparse.Namespace], int]
+    load_task: Callable[[], Task]
+    architectures: tuple[str, ...]
+    data_help: str = "the dataset (default: the app's built-in data)"
+    add_arguments: Callable[[str, argparse.ArgumentParser], None] = no_arguments
+    ensemble: int | str | None = None
+    epochs: int = 20
+    batch_size: int = 32
+    patience: int = 3
+
+    def __post_init__(self):
+        if not self.architectures:
+            raise ValueError(f"app {self.name!r} needs at least one architecture")
+        if self.ensemble is not None and self.ensemble != AUTO_ENSEMBLE:
+            if not isinstance(self.ensemble, int) or self.ensemble < 1:
+                raise ValueError(
+                    f"app {self.name!r}: ensemble must be None, {AUTO_ENSEMBLE!r} or a "
+                    f"positive integer, got {self.ensemble!r}"
+                )
+
+    @property
+    def default_architecture(self) -> str:
+        return self.architectures[0]

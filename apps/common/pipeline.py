@@ -1,55 +1,58 @@
-"""tf.data pipelines: token ids in length buckets, so that padding does not dominate the cost."""
+"""tf.data batches of similar length, so that padding does not dominate the cost.
+
+``bucketed_batches`` takes examples of any structure (a text and its label, tokens and their
+tags, a source and a target) with a length, batches examples of similar length together and pads
+each batch to its longest example: ``0`` for ids (which ``Embedding(mask_zero=True)`` turns into
+a mask), any value the task names for the rest.
+"""
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable
+
 import tensorflow as tf
 
-from apps.common.text import PADDING_ID, TextEncoder
 
-
-def bucket_boundaries(max_tokens: int) -> list[int]:
-    """Bucket upper bounds growing by about 1.5x from 8 up to ``max_tokens``."""
+def bucket_boundaries(max_length: int) -> list[int]:
+    """Bucket upper bounds growing by about 1.5x from 8 up to ``max_length``."""
     boundaries, bound = [], 8
-    while bound < max_tokens:
+    while bound < max_length:
         boundaries.append(bound)
         bound = int(bound * 1.5) + 1
     return boundaries
 
 
-def encoded_text_dataset(
-    texts: list[str],
-    label_ids: np.ndarray | None,
-    encoder: TextEncoder,
-    batch_size: int,
+def bucketed_batches(
+    examples: tf.data.Dataset,
     *,
+    length: Callable[..., tf.Tensor],
+    max_length: int,
+    batch_size: int,
+    padding_values,
     shuffle_seed: int | None = None,
 ) -> tf.data.Dataset:
-    """Batches of ``(ids int32[batch, time], label int32[batch])`` (ids alone without labels).
+    """Batches of ``examples`` padded per batch, examples of similar ``length`` together.
 
-    Examples of similar length are batched together (``bucket_by_sequence_length``) and padded
-    with 0, which ``Embedding(mask_zero=True)`` turns into a mask. Bucketing reorders examples
-    even without ``shuffle_seed``: callers that need the input order batch texts themselves and
-    call ``encoder.encode``.
+    Args:
+        examples: one element per example, each component shaped ``[time, ...]`` or a scalar.
+        length: the element's components -> its length (a scalar tensor).
+        max_length: the longest length expected (sets the buckets; longer ones still batch).
+        batch_size: examples per batch.
+        padding_values: the padding of each component, structured like an element.
+        shuffle_seed: shuffle the examples (before bucketing) with this seed, anew each epoch;
+            None keeps their order within a bucket. Bucketing reorders examples either way:
+            callers that need the input order batch the inputs themselves.
     """
-    dataset = tf.data.Dataset.from_tensor_slices(texts)
-    if label_ids is not None:
-        dataset = tf.data.Dataset.zip(
-            dataset, tf.data.Dataset.from_tensor_slices(label_ids.astype("int32"))
-        )
     if shuffle_seed is not None:
-        dataset = dataset.shuffle(len(texts), seed=shuffle_seed, reshuffle_each_iteration=True)
-
-    def encode(text, *label):
-        return (encoder.encode(tf.reshape(text, [1]))[0], *label)
-
-    dataset = dataset.map(encode, num_parallel_calls=tf.data.AUTOTUNE)
-    boundaries = bucket_boundaries(encoder.max_tokens)
-    dataset = dataset.bucket_by_sequence_length(
-        element_length_func=lambda ids, *label: tf.shape(ids)[0],
+        size = examples.cardinality()
+        buffer = size if size > 0 else 100_000
+        examples = examples.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
+    boundaries = bucket_boundaries(max_length)
+    batches = examples.bucket_by_sequence_length(
+        element_length_func=length,
         bucket_boundaries=boundaries,
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
-        padding_values=(PADDING_ID, 0) if label_ids is not None else PADDING_ID,
+        padding_values=padding_values,
         pad_to_bucket_boundary=False,
     )
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return batches.prefetch(tf.data.AUTOTUNE)

@@ -2,29 +2,34 @@
 
 A run directory holds everything one ``seqapps train`` produced::
 
-    config.json         the app, its arguments and what the data was (written first)
-    model.keras         the best model so far by the monitored validation metric
+    config.json         the app, its hyperparameters, training settings and data (written first)
+    (preprocessing)     what the task learned from the training data (vocabulary.txt, ...)
+    model.keras         the best model so far by the task's monitored validation metric
     best.json           that metric's best value and epoch (so a resumed run keeps it)
-    training_log.csv    one row per epoch (appended across resumes)
+    training_log.csv    one row per epoch, each epoch once across resumes
     tensorboard/        TensorBoard logs
     backup/             Keras BackupAndRestore state while training is unfinished
+    fitted.json         training finished (the best value and epoch); a resumed run goes on
+                        from here without training again
     members/<k>/        with an ensemble of N > 1 models: member k's own model.keras, best.json,
                         training_log.csv, tensorboard/ and backup/, and member.json once it is
                         finished; model.keras above then averages the members' outputs
     metrics.json        validation metrics of the final model (written last)
 
-Re-running the same command on the same directory after a crash or Ctrl-C resumes from the last
-completed epoch (of the unfinished ensemble member; finished members are kept); a finished run is
-never overwritten unless asked.
+Re-running the same command on the same directory after a crash, Ctrl-C or ``kill -9`` resumes
+from the last completed epoch (of the unfinished ensemble member; finished members are kept); a
+finished run is never overwritten unless asked. At the end of an epoch the backup is written
+after everything else the epoch writes (then its summary line is printed), so a run killed at
+any moment repeats at most the epoch it was in and loses nothing.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
 import shutil
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -33,11 +38,14 @@ from pathlib import Path
 import keras
 
 from apps.common.errors import SeqappsError
+from apps.common.progress import TrainingProgress, on_terminal
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
 BEST_FILE = "best.json"
+FITTED_FILE = "fitted.json"
 METRICS_FILE = "metrics.json"
+LOG_FILE = "training_log.csv"
 BACKUP_DIR = "backup"
 MEMBERS_DIR = "members"
 MEMBER_FILE = "member.json"
@@ -72,7 +80,12 @@ def prepare_run_directory(run_dir: Path, config: dict, overwrite: bool) -> bool:
     unfinished run with a different configuration.
     """
     config_path = run_dir / CONFIG_FILE
-    if overwrite and run_dir.exists():
+    if run_dir.exists() and not config_path.exists() and any(run_dir.iterdir()):
+        # Never delete or mix into a folder that is not a run, --overwrite or not.
+        raise SeqappsError(
+            f"{run_dir} is not empty and holds no run (no {CONFIG_FILE}); choose another --out"
+        )
+    if overwrite and config_path.exists():
         shutil.rmtree(run_dir)
     if config_path.exists():
         previous = read_json(config_path)
@@ -102,22 +115,75 @@ class KeepBestModel(keras.callbacks.Callback):
 
     def __init__(self, run_dir: Path, monitor: str, mode: str = "max"):
         super().__init__()
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
         self.model_path = run_dir / MODEL_FILE
         self.best_path = run_dir / BEST_FILE
         self.monitor = monitor
         self.sign = 1.0 if mode == "max" else -1.0
-        self.best = read_json(self.best_path)["value"] if self.best_path.exists() else None
+        best = read_json(self.best_path) if self.best_path.exists() else {}
+        self.best = best.get("value")
+        self.best_epoch = best.get("epoch", 0)  # 1-based; 0: none yet
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is None or math.isnan(value):
             return
         if self.best is None or self.sign * (value - self.best) > 0:
-            self.best = float(value)
+            self.best, self.best_epoch = float(value), epoch + 1
             save_model_atomically(self.model, self.model_path)
             write_json_atomically(
                 self.best_path, {"monitor": self.monitor, "value": self.best, "epoch": epoch + 1}
             )
+
+
+class StopWithoutProgress(keras.callbacks.Callback):
+    """Early stopping after ``patience`` epochs without a better score, counted from the best
+    epoch that ``KeepBestModel`` remembers, so that a resumed run keeps its count (Keras'
+    ``EarlyStopping`` would start again from zero)."""
+
+    def __init__(self, best: KeepBestModel, patience: int):
+        super().__init__()
+        self.best, self.patience = best, patience
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 - self.best.best_epoch >= self.patience:
+            self.model.stop_training = True
+
+
+class TrainingLog(keras.callbacks.Callback):
+    """``training_log.csv``: a row per epoch (as Keras' ``CSVLogger``), each epoch exactly once.
+
+    A resumed run starts at the epoch after its last backup; rows of later epochs (written
+    before the crash, then lost with it) are dropped before that epoch's row is written again.
+    """
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+        self.checked = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.checked or not self.path.exists():
+            return
+        self.checked = True
+        with self.path.open(newline="", encoding="utf-8") as file:
+            rows = list(csv.reader(file))
+        kept = rows[:1] + [row for row in rows[1:] if row and int(row[0]) < epoch]
+        if len(kept) != len(rows):
+            temporary = self.path.with_name(f".{self.path.name}.tmp")
+            with temporary.open("w", newline="", encoding="utf-8") as file:
+                csv.writer(file).writerows(kept)
+            os.replace(temporary, self.path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(sorted((logs or {}).items()))
+        new_file = not self.path.exists()
+        with self.path.open("a", newline="", encoding="utf-8") as file:
+            writer = csv.writer(file)
+            if new_file:
+                writer.writerow(["epoch", *logs])
+            writer.writerow([epoch, *(float(value) for value in logs.values())])
 
 
 class EpochSummary(keras.callbacks.Callback):
@@ -137,8 +203,8 @@ class EpochSummary(keras.callbacks.Callback):
 
 
 def fit_resumable(
-    model: keras.Model,
-    train_data,
+    build_model: Callable[[], keras.Model],
+    train_data: Callable[[], object],
     validation_data,
     run_dir: Path,
     *,
@@ -146,37 +212,59 @@ def fit_resumable(
     patience: int,
     monitor: str = "val_accuracy",
     mode: str = "max",
+    expected_batches: int | None = None,
     verbose: int | None = None,
+    finished_file: str = FITTED_FILE,
+    finished_facts: dict | None = None,
 ) -> keras.Model:
     """Fits with early stopping and crash-safe resume; returns the best model, loaded back.
 
-    ``verbose`` defaults to Keras progress bars on a terminal and none otherwise (logs, pipes);
-    ``EpochSummary`` prints one line per epoch either way.
+    ``build_model()`` returns the compiled model and ``train_data()`` its training batches
+    (neither is called when ``finished_file`` shows that training ended earlier; the model is
+    built first, so that its seed also seeds the data order). ``verbose`` defaults to Keras'
+    progress bar on a terminal; in a log, ``TrainingProgress`` prints lines within the epoch
+    (``expected_batches`` estimates the first epoch's length), and ``EpochSummary`` prints one
+    line per epoch either way.
+    ``finished_file`` gets the best value and epoch, and ``finished_facts``, at the end.
     """
+    model_path = run_dir / MODEL_FILE
+    if (run_dir / finished_file).exists() and model_path.exists():
+        return keras.models.load_model(model_path)
     if verbose is None:
-        verbose = 1 if sys.stdout.isatty() else 0
+        verbose = 1 if on_terminal() else 0
+    keep_best = KeepBestModel(run_dir, monitor, mode)
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP_DIR), delete_checkpoint=True),
-        keras.callbacks.CSVLogger(str(run_dir / "training_log.csv"), append=True),
+        keep_best,
+        StopWithoutProgress(keep_best, patience),
+        TrainingLog(run_dir / LOG_FILE),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
-        KeepBestModel(run_dir, monitor, mode),
-        keras.callbacks.EarlyStopping(monitor, patience=patience, mode=mode),
+    ]
+    if verbose == 0:
+        callbacks.append(TrainingProgress(epochs, expected_batches))
+    callbacks += [
+        # After the callbacks that write, so that everything an epoch writes is on disk before
+        # the backup says it is done; the summary line then says so.
+        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP_DIR), delete_checkpoint=True),
         EpochSummary(epochs),
     ]
     with warnings.catch_warnings():
         # Bucketed datasets have no known length, so Keras warns at the end of the first epoch.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
+        model = build_model()
         model.fit(
-            train_data,
+            train_data(),
             validation_data=validation_data,
             epochs=epochs,
             callbacks=callbacks,
             shuffle=False,  # the pipeline shuffles; Keras cannot shuffle a tf.data.Dataset
             verbose=verbose,
         )
-    if not (run_dir / MODEL_FILE).exists():
+    if not model_path.exists():
         raise SeqappsError(f"training produced no finite {monitor}; no model was kept")
-    return keras.models.load_model(run_dir / MODEL_FILE)
+    write_json_atomically(
+        run_dir / finished_file, {**(finished_facts or {}), **read_json(run_dir / BEST_FILE)}
+    )
+    return keras.models.load_model(model_path)
 
 
 def fit_ensemble(
@@ -201,38 +289,39 @@ def fit_ensemble(
     With one member, training happens in ``run_dir`` itself (``fit_resumable``). With more,
     member ``k`` trains in ``run_dir/members/<k>/``, resumable on its own; a member that
     finished (``member.json``) is loaded, not retrained, when an interrupted run resumes.
-    ``fit_options`` (``epochs``, ``patience``, ...) go to ``fit_resumable`` for every member.
+    ``fit_options`` (``epochs``, ``patience``, ``monitor``...) go to ``fit_resumable``.
     """
     if members < 1:
         raise SeqappsError(f"an ensemble needs at least one member, got {members}")
     if members == 1:
         return fit_resumable(
-            build_member(seed), train_data_for(seed), validation_data, run_dir, **fit_options
-        )
+            lambda: build_member(seed), lambda: train_data_for(seed), validation_data, run_dir,
+            **fit_options,
+        )  # fmt: skip
     trained = []
     for index in range(1, members + 1):
         member_dir = run_dir / MEMBERS_DIR / str(index)
         member_seed = seed + index - 1
         if (member_dir / MEMBER_FILE).exists():
             print(f"member {index}/{members}: finished earlier, loaded from {member_dir}")
-            member = keras.models.load_model(member_dir / MODEL_FILE)
         else:
             print(f"member {index}/{members} (seed {member_seed}) in {member_dir}", flush=True)
             member_dir.mkdir(parents=True, exist_ok=True)
-            member = fit_resumable(
-                build_member(member_seed),
-                train_data_for(member_seed),
-                validation_data,
-                member_dir,
-                **fit_options,
-            )
-            best = read_json(member_dir / BEST_FILE)
-            write_json_atomically(member_dir / MEMBER_FILE, {"seed": member_seed, **best})
-            print(
-                f"member {index}/{members}: best {best['monitor']} {best['value']:.4f} "
-                f"at epoch {best['epoch']}",
-                flush=True,
-            )
+        member = fit_resumable(
+            lambda member_seed=member_seed: build_member(member_seed),
+            lambda member_seed=member_seed: train_data_for(member_seed),
+            validation_data,
+            member_dir,
+            finished_file=MEMBER_FILE,
+            finished_facts={"seed": member_seed},
+            **fit_options,
+        )
+        best = read_json(member_dir / MEMBER_FILE)
+        print(
+            f"member {index}/{members}: best {best['monitor']} {best['value']:.4f} "
+            f"at epoch {best['epoch']}",
+            flush=True,
+        )
         trained.append(member)
     ensemble = average_of(trained)
     save_model_atomically(ensemble, run_dir / MODEL_FILE)
@@ -240,7 +329,10 @@ def fit_ensemble(
 
 
 def average_of(models: list[keras.Model]) -> keras.Model:
-    """One functional model whose output is the mean of ``models``' outputs (same inputs)."""
+    """One functional model whose output is the mean of ``models``' outputs (same inputs).
+
+    Only for outputs whose mean means something: probabilities of the same classes.
+    """
     inputs = [
         keras.Input(shape=tensor.shape[1:], dtype=tensor.dtype, name=tensor.name)
         for tensor in models[0].inputs

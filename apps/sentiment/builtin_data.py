@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 
-from apps.common.labeled_text import BINARY_LABELS, LabeledTextData, LabeledTexts
+from apps.sentiment.data import BINARY_LABELS, LabeledTextData, LabeledTexts
 
 SUBJECTS = (
     "the movie", "this film", "the acting", "the plot", "the soundtrack", "the script",
@@ -83,6 +83,6 @@ def builtin_sentiment_data(seed: int = 0) -> LabeledTextData:
         splits[split] = examples
     return LabeledTextData(
         splits,
-        list(BINARY_LABELS),
         f"built-in synthetic reviews (seed {seed}; a smoke-test dataset, not a benchmark)",
+        list(BINARY_LABELS),
     )

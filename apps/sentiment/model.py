@@ -1,7 +1,9 @@
 """Sentiment classifiers from ``seqlayers``: token ids in, class probabilities out.
 
 Every architecture starts with ``Embedding(mask_zero=True)``, so padding (id 0) becomes a Keras
-mask that each layer honours, and ends with a softmax over the classes.
+mask that each layer honours, and ends with a softmax over the classes. Hyperparameters are one
+plain dict (``default_hyperparameters``): what the text encoder keeps (``max_tokens``,
+``vocabulary_size``), the network's sizes, and the learning rate.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from apps.common.layers import MaskedGlobalMaxPooling1D
 from apps.sentiment import ARCHITECTURES
 from seqlayers.tcn import TCN
 
-DEFAULT_HYPERPARAMETERS = {
+# Shared by every architecture: the text encoder's settings.
+PREPROCESSING_DEFAULTS = {"max_tokens": 400, "vocabulary_size": 20_000}
+ARCHITECTURE_DEFAULTS = {
     "tcn": {
         "embedding_dim": 128,
         "filters": 128,
@@ -39,13 +43,21 @@ DEFAULT_HYPERPARAMETERS = {
 }
 
 
-def build_classifier(
-    architecture: str, vocabulary_size: int, num_classes: int, hyperparameters: dict
-) -> keras.Model:
-    """An uncompiled model ``int32[batch, time] -> float32[batch, num_classes]``."""
+def default_hyperparameters(architecture: str) -> dict:
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
-    hp = {**DEFAULT_HYPERPARAMETERS[architecture], **hyperparameters}
+    return {
+        "architecture": architecture,
+        **PREPROCESSING_DEFAULTS,
+        **ARCHITECTURE_DEFAULTS[architecture],
+    }
+
+
+def build_classifier(hp: dict, vocabulary_size: int, num_classes: int) -> keras.Model:
+    """An uncompiled model ``int32[batch, time] -> float32[batch, num_classes]``."""
+    architecture = hp["architecture"]
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     embedded = keras.layers.Embedding(
         vocabulary_size, hp["embedding_dim"], mask_zero=True, name="embedding"
@@ -97,12 +109,3 @@ def build_classifier(
         num_classes, activation="softmax", dtype="float32", name="probabilities"
     )(features)
     return keras.Model(token_ids, probabilities, name=f"sentiment_{architecture}")
-
-
-def compile_classifier(model: keras.Model, learning_rate: float) -> keras.Model:
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    return model

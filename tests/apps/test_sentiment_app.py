@@ -13,9 +13,13 @@ import pytest
 import tensorflow as tf
 
 from apps import cli
-from apps.common import training
-from apps.sentiment import task
+from apps.common import drivers, training
+from apps.common.predictor import load_predictor
+from apps.sentiment import APP
 from apps.sentiment.builtin_data import builtin_sentiment_data
+from apps.sentiment.task import probabilities
+
+TASK = APP.load_task()
 
 SAVED_MODEL_CLI = Path(sys.executable).with_name("saved_model_cli")
 
@@ -88,11 +92,11 @@ def test_evaluate_prints_metrics_and_json_last(trained_run, data_dir, capsys):
 
 def test_run_directory_and_export_give_the_same_answers(trained_run, export_dir, data_dir):
     texts = [*builtin_sentiment_data(seed=5).splits["test"].texts[:50], "", "�", "!!!"]
-    from_run = task.load_classifier(trained_run).probabilities(texts)
-    from_export = task.load_classifier(export_dir).probabilities(texts)
+    from_run = probabilities(load_predictor(TASK, trained_run), texts)
+    from_export = probabilities(load_predictor(TASK, export_dir), texts)
     np.testing.assert_allclose(from_run, from_export, atol=1e-5)
-    run_report = task.evaluate(trained_run, data_dir)
-    export_report = task.evaluate(export_dir, data_dir)
+    run_report = drivers.evaluate(TASK, trained_run, data_dir)
+    export_report = drivers.evaluate(TASK, export_dir, data_dir)
     assert run_report["confusion_matrix"] == export_report["confusion_matrix"]
 
 
@@ -139,9 +143,9 @@ def test_a_failed_export_leaves_no_version_behind(trained_run, tmp_path, monkeyp
     def broken_warmup(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(task.export_tools, "write_warmup_requests", broken_warmup)
+    monkeypatch.setattr(drivers.export_tools, "write_warmup_requests", broken_warmup)
     with pytest.raises(RuntimeError, match="disk full"):
-        task.export(trained_run, tmp_path)
+        drivers.export(TASK, trained_run, tmp_path)
     assert list((tmp_path / "sentiment").iterdir()) == []
 
 
@@ -260,7 +264,8 @@ def test_an_ensemble_averages_its_members_and_resumes_member_by_member(
     assert (first / "model.keras").stat().st_mtime_ns == first_model_time
     assert json.loads((second / "member.json").read_text())["seed"] == 8
     # The saved ensemble answers the mean of its members' probabilities.
-    encoder = task.TextEncoder(run_dir / task.VOCABULARY_FILE, 400)
+    hyperparameters = training.read_json(run_dir / "config.json")["hyperparameters"]
+    encoder = TASK.load_preprocessor(run_dir, hyperparameters).encoder
     ids = encoder.encode(tf.constant(["a gripping film", "dull and boring", ""]))
     members = [keras.models.load_model(d / "model.keras") for d in (first, second)]
     expected = np.mean([m.predict_on_batch(ids) for m in members], axis=0)
@@ -271,8 +276,8 @@ def test_an_ensemble_averages_its_members_and_resumes_member_by_member(
     # ... and exports as one SavedModel that gives the run directory's answers.
     assert seqapps("export", "sentiment", "--model", run_dir, "--base", tmp_path / "base") == 0
     texts = ["a gripping film", "dull and boring", ""]
-    exported = task.load_classifier(tmp_path / "base" / "sentiment").probabilities(texts)
-    np.testing.assert_allclose(exported, task.load_classifier(run_dir).probabilities(texts), 1e-5)
+    exported = probabilities(load_predictor(TASK, tmp_path / "base" / "sentiment"), texts)
+    np.testing.assert_allclose(exported, probabilities(load_predictor(TASK, run_dir), texts), 1e-5)
 
 
 def test_an_empty_ensemble_is_refused_before_anything_is_written(tmp_path, data_dir, capsys):

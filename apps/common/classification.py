@@ -1,4 +1,9 @@
-"""Classification metrics from label ids, in plain NumPy (no framework state to reset)."""
+"""Metrics of any task that gives one class per item (a text, a token), in plain NumPy.
+
+From true and predicted class ids: accuracy, macro-F1, per-class F1 and the confusion matrix
+(no framework state to reset between evaluations). Entity spans, BLEU and other structured
+metrics come from their own libraries in the apps that need them.
+"""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
-"""Labeled text in standard formats: what is read, how splits are made, and the errors users see."""
+"""Sentiment data in standard formats: what is read, how splits are made, the errors users see."""
 
 import pytest
 
+from apps.common.datasets import WHOLE_FILE
 from apps.common.errors import SeqappsError
-from apps.common.labeled_text import WHOLE_FILE, load_labeled_text
+from apps.sentiment.data import load_labeled_text
 
 
 def write(path, content, mode="w"):

@@ -1,4 +1,4 @@
-"""Labeled text datasets in standard formats, read with errors that name file, line and value.
+"""Sentiment data: labeled texts in standard formats, with errors that name file, line and value.
 
 Formats (``load_labeled_text``):
 
@@ -11,29 +11,28 @@ Formats (``load_labeled_text``):
 
 Splits are the dataset's own where it has them (SST-2's dev is the validation split); where a
 validation split is missing, a seeded fraction of the training split is held back, and the
-description says so.
+description says so (``apps/common/datasets.py``).
 """
 
 from __future__ import annotations
 
 import csv
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from apps.common.datasets import (
+    WHOLE_FILE,
+    Splits,
+    read_utf8,
+    split_files,
+)
 from apps.common.errors import SeqappsError
+from apps.common.progress import track
 
-SPLITS = ("train", "validation", "test")
-WHOLE_FILE = "whole file"  # the one split of a single table file
 BINARY_LABELS = ["negative", "positive"]
 TEXT_COLUMNS = ("text", "sentence", "review", "content", "document")
 LABEL_COLUMNS = ("label", "sentiment", "polarity", "class", "category")
 TABLE_SUFFIXES = {".tsv": "\t", ".csv": ","}
-SPLIT_FILE_STEMS = {
-    "train": ("train",),
-    "validation": ("dev", "validation", "valid", "val"),
-    "test": ("test",),
-}
 
 
 @dataclass
@@ -61,55 +60,10 @@ class LabeledTexts:
 
 
 @dataclass
-class LabeledTextData:
-    """The splits of a dataset, its label names (in id order) and a description of its source."""
+class LabeledTextData(Splits):
+    """``Splits`` of ``LabeledTexts`` and the dataset's label names, in id order."""
 
-    splits: dict[str, LabeledTexts]
-    label_names: list[str]
-    description: str
-
-    def split(self, name: str) -> LabeledTexts:
-        if set(self.splits) == {WHOLE_FILE}:
-            return self.splits[WHOLE_FILE]
-        if name not in self.splits or not len(self.splits[name]):
-            available = ", ".join(s for s in SPLITS if len(self.splits.get(s, ()))) or "none"
-            raise SeqappsError(
-                f"{self.description}: has no {name} split (splits found: {available})"
-            )
-        return self.splits[name]
-
-
-def read_utf8(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise SeqappsError(f"{path}: cannot read ({error.strerror})") from error
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise SeqappsError(
-            f"{path}, line {line}: undecodable bytes {data[error.start : error.end]!r} "
-            "(expected UTF-8)"
-        ) from error
-
-
-def hold_out(
-    data: LabeledTextData, fraction: float, seed: int, source: str = "train"
-) -> LabeledTextData:
-    """Moves a seeded ``fraction`` of the training split into a validation split."""
-    train = data.splits.get(source)
-    if train is None or len(train) < 2 or len(data.splits.get("validation", ())):
-        return data
-    indices = list(range(len(train)))
-    random.Random(seed).shuffle(indices)
-    held = max(1, round(fraction * len(train)))
-    data.splits["validation"] = train.subset(sorted(indices[:held]))
-    data.splits[source] = train.subset(sorted(indices[held:]))
-    data.description += (
-        f"; validation = {held} examples ({fraction:.0%}) held back from train with seed {seed}"
-    )
-    return data
+    label_names: list[str] = field(default_factory=list)
 
 
 def load_aclimdb(root: Path) -> LabeledTextData:
@@ -120,7 +74,8 @@ def load_aclimdb(root: Path) -> LabeledTextData:
             directory = root / split / folder
             if not directory.is_dir():
                 continue
-            for path in sorted(directory.glob("*.txt")):
+            paths = sorted(directory.glob("*.txt"))
+            for path in track(paths, f"reading {directory}", len(paths), "files"):
                 text = read_utf8(path).strip()
                 if not text:
                     raise SeqappsError(f"{path}: empty review")
@@ -129,7 +84,7 @@ def load_aclimdb(root: Path) -> LabeledTextData:
             splits[split] = examples
     if not splits:
         raise SeqappsError(f"{root}: no reviews found under train/ or test/ ({{neg,pos}}/*.txt)")
-    return LabeledTextData(splits, list(BINARY_LABELS), f"aclImdb folder {root}")
+    return LabeledTextData(splits, f"aclImdb folder {root}", list(BINARY_LABELS))
 
 
 def load_sst2(root: Path) -> LabeledTextData:
@@ -151,7 +106,7 @@ def load_sst2(root: Path) -> LabeledTextData:
         if not len(examples):
             raise SeqappsError(f"{path}: empty file")
         splits[split] = examples
-    return LabeledTextData(splits, list(BINARY_LABELS), f"SST-2 folder {root}")
+    return LabeledTextData(splits, f"SST-2 folder {root}", list(BINARY_LABELS))
 
 
 def _pick_column(header: list[str], wanted: str | None, candidates, kind: str, path) -> int:
@@ -211,19 +166,15 @@ def load_table_data(
         splits = {WHOLE_FILE: read_table(path, text_column, label_column)}
         description = f"table {path}"
     else:
-        splits = {}
-        for split, stems in SPLIT_FILE_STEMS.items():
-            for stem in stems:
-                files = [path / f"{stem}{suffix}" for suffix in TABLE_SUFFIXES]
-                found = [f for f in files if f.exists()]
-                if found:
-                    splits[split] = read_table(found[0], text_column, label_column)
-                    break
+        splits = {
+            split: read_table(file, text_column, label_column)
+            for split, file in split_files(path, tuple(TABLE_SUFFIXES)).items()
+        }
         description = f"table folder {path}"
     if not splits:
         raise SeqappsError(f"{path}: no train/dev/test .tsv or .csv files")
     source = splits.get("train") or next(iter(splits.values()))
-    return LabeledTextData(splits, _sorted_label_names(source.labels), description)
+    return LabeledTextData(splits, description, _sorted_label_names(source.labels))
 
 
 def detect_format(path: Path) -> str:
@@ -237,12 +188,7 @@ def detect_format(path: Path) -> str:
         return "aclimdb"
     if any((path / f"stsa.binary.{s}").exists() for s in ("train", "dev", "test")):
         return "sst2"
-    if any(
-        (path / f"{stem}{suffix}").exists()
-        for stems in SPLIT_FILE_STEMS.values()
-        for stem in stems
-        for suffix in TABLE_SUFFIXES
-    ):
+    if split_files(path, tuple(TABLE_SUFFIXES)):
         return "table"
     raise SeqappsError(
         f"{path}: not a dataset this app reads; expected an aclImdb folder "
@@ -273,6 +219,4 @@ def load_labeled_text(
         data = load_sst2(path)
     else:
         data = load_table_data(path, text_column, label_column)
-    if WHOLE_FILE in data.splits and for_training:
-        data.splits["train"] = data.splits.pop(WHOLE_FILE)
-    return hold_out(data, validation_fraction, seed) if for_training else data
+    return data.for_training(validation_fraction, seed) if for_training else data

@@ -1,0 +1,215 @@
+"""The flags every app shares, defined once, and the dispatch of a command to the generic drivers.
+
+``seqapps COMMAND APP [flags]``: this module adds the shared flags of COMMAND (their defaults
+live here, or in the ``App`` where an app needs another value), then the app's own flags
+(``App.add_arguments``); ``run`` hands the parsed arguments to ``apps/common/drivers.py``.
+Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from apps.common.app import AUTO_ENSEMBLE, App
+from apps.common.errors import SeqappsError
+
+RUNS_DIR = Path("runs")
+EXPORTS_DIR = Path("saved_models")
+SPLITS = ("train", "validation", "test")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def ensemble_size(text: str) -> int | str:
+    # Range checked by the driver, whose message API callers get too.
+    return text if text == AUTO_ENSEMBLE else int(text)
+
+
+def key_value(text: str) -> tuple[str, object]:
+    """``key=value`` with the value read as JSON where it parses (``3``, ``0.5``, ``[1, 2]``,
+    ``true``), else kept as a string (``architecture=tcn``)."""
+    key, separator, value = text.partition("=")
+    if not separator or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
+def _add_training_arguments(app: App, parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, help=app.data_help)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=RUNS_DIR / app.name,
+        help=f"run directory (default: {RUNS_DIR / app.name}); re-run the same command to "
+        "resume an interrupted run",
+    )
+    parser.add_argument(
+        "--arch",
+        choices=app.architectures,
+        help=f"architecture (default: {app.default_architecture}, or the one of --hyperparameters)",
+    )
+    parser.add_argument(
+        "--hyperparameters",
+        type=Path,
+        metavar="FILE.json",
+        help="a JSON object of hyperparameters (e.g. the best of `seqapps tune`)",
+    )
+    parser.add_argument(
+        "--set",
+        type=key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override one hyperparameter (repeatable; VALUE is read as JSON where it parses); "
+        "the run's config.json lists them all",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="data split and training seed")
+    parser.add_argument(
+        "--epochs", type=positive_int, default=app.epochs, help="at most (early stopping)"
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=app.batch_size)
+    parser.add_argument(
+        "--patience",
+        type=positive_int,
+        default=app.patience,
+        help="stop after this many epochs without a better validation score",
+    )
+    if app.ensemble is not None:
+        default = (
+            "auto: sized to the training data, see --help of the app"
+            if app.ensemble == AUTO_ENSEMBLE
+            else app.ensemble
+        )
+        parser.add_argument(
+            "--ensemble",
+            type=ensemble_size,
+            default=app.ensemble,
+            metavar="N",
+            help=f"train N models with seeds SEED..SEED+N-1 and average their outputs "
+            f"(default {default}; 1 trains a single model, N times faster)",
+        )
+    parser.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+
+
+def add_shared_arguments(command: str, app: App, parser: argparse.ArgumentParser) -> None:
+    if command == "train":
+        _add_training_arguments(app, parser)
+    if command in ("evaluate", "predict", "export"):
+        parser.add_argument(
+            "--model",
+            type=Path,
+            required=True,
+            help="training run directory"
+            + ("" if command == "export" else ", export version, or export folder (its newest)"),
+        )
+    if command == "evaluate":
+        parser.add_argument("--data", type=Path, help=app.data_help)
+        parser.add_argument(
+            "--split",
+            choices=SPLITS,
+            default="test",
+            help="the split to score (a single file is scored whole)",
+        )
+        parser.add_argument("--seed", type=int, default=0, help="seed of a held-out split")
+    if command == "predict":
+        parser.add_argument(
+            "inputs", nargs="*", metavar="INPUT", help="default: one per line of stdin"
+        )
+    if command == "export":
+        parser.add_argument("--base", type=Path, default=EXPORTS_DIR, help="export base folder")
+        parser.add_argument("--version", type=int, help="default: the next free integer")
+        parser.add_argument(
+            "--no-check",
+            action="store_false",
+            dest="check",
+            help="skip loading the export in a fresh Python process before publishing it",
+        )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help={
+            "train": "last line of stdout: the validation metrics as JSON",
+            "evaluate": "last line of stdout: the metrics as JSON",
+            "predict": "print one JSON object per input instead of text",
+            "export": "last line of stdout: the export's path and description as JSON",
+        }[command],
+    )
+
+
+def add_arguments(command: str, app: App, parser: argparse.ArgumentParser) -> None:
+    """The shared flags, then the app's own; records which ``dest``\\ s are the app's."""
+    add_shared_arguments(command, app, parser)
+    shared = {action.dest for action in parser._actions}
+    app.add_arguments(command, parser)
+    own = sorted({action.dest for action in parser._actions} - shared)
+    parser.set_defaults(app_option_names=own)
+
+
+def app_options(args: argparse.Namespace) -> dict:
+    """The values of the app's own flags, keyed by ``dest``."""
+    return {name: getattr(args, name) for name in getattr(args, "app_option_names", [])}
+
+
+def read_inputs(inputs: list[str]):
+    """The INPUT arguments, or stdin's lines (read lazily, so that predictions stream)."""
+    if inputs:
+        yield from inputs
+        return
+    for line in sys.stdin:
+        yield line.rstrip("\n")
+
+
+def run(command: str, app: App, args: argparse.Namespace) -> int:
+    """Runs ``command`` for ``app`` through the generic drivers (imports TensorFlow)."""
+    from apps.common import drivers
+
+    task = app.load_task()
+    options = app_options(args)
+    if command == "train":
+        settings = drivers.TrainingSettings(
+            out=args.out,
+            hyperparameters=drivers.resolve_hyperparameters(
+                task, args.arch, args.hyperparameters, args.overrides
+            ),
+            data=args.data,
+            options=options,
+            seed=args.seed,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            patience=args.patience,
+            ensemble=getattr(args, "ensemble", None),
+            overwrite=args.overwrite,
+        )
+        metrics = drivers.train(task, settings)
+        if args.json:
+            print(json.dumps(metrics, sort_keys=True))
+    elif command == "evaluate":
+        report = drivers.evaluate(
+            task, args.model, args.data, split=args.split, seed=args.seed, options=options
+        )
+        print(drivers.format_evaluation(task, report))
+        if args.json:
+            print(json.dumps(report, sort_keys=True))
+    elif command == "predict":
+        for line in drivers.predict(task, args.model, read_inputs(args.inputs), options, args.json):
+            print(line, flush=True)
+    elif command == "export":
+        target = drivers.export(task, args.model, args.base, args.version, check=args.check)
+        print(f"exported {target}")
+        if args.json:
+            print(json.dumps({"export": str(target), **drivers.read_export_config(target)}))
+    else:
+        raise SeqappsError(f"unknown command {command!r}")
+    return 0
