@@ -11,12 +11,17 @@ level (process-wide, so child processes inherit it) and point descriptor 2 at /d
 TensorFlow loads and enumerates devices.
 
 A user who sets ``TF_CPP_MIN_LOG_LEVEL`` (to any value, e.g. ``0`` for everything) keeps full
-control: then nothing is redirected and their level applies.
+control: then nothing is redirected and their level applies. The level we set is marked as ours
+(``SEQAPPS_QUIET_TENSORFLOW``), so that child processes, which inherit it, start quietly too.
 """
 
 import contextlib
 import os
 import sys
+
+LEVEL = "TF_CPP_MIN_LOG_LEVEL"
+MARKER = "SEQAPPS_QUIET_TENSORFLOW"  # holds the level we set, inherited with it
+QUIET_LEVEL = "3"
 
 
 @contextlib.contextmanager
@@ -38,13 +43,14 @@ def import_tensorflow_quietly() -> None:
     """Imports TensorFlow (once) with its native start-up logging hidden, unless the user asked."""
     if "tensorflow" in sys.modules:
         return
-    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+    ours = os.environ.get(MARKER) == QUIET_LEVEL == os.environ.get(LEVEL)
+    if LEVEL in os.environ and not ours:
         import tensorflow  # noqa: F401  (the user's log level applies)
 
         return
     # 3: also runtime ERROR-level notices such as "oneDNN supports DT_BOOL only on platforms
     # with AVX-512", which are fallbacks, not failures (real failures raise Python exceptions).
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    os.environ[LEVEL] = os.environ[MARKER] = QUIET_LEVEL
     with _stderr_descriptor_silenced():
         # A Python exception raised here propagates and is printed after stderr is restored.
         import tensorflow as tf

@@ -165,3 +165,26 @@ def test_ci_runs_the_readme_test_command():
         if line.strip() and not line.lstrip().startswith("#")
     ]
     assert commands[-1] == "make test"
+
+
+def test_help_answers_without_loading_tensorflow():
+    completed = run_command(
+        sys.executable,
+        "-c",
+        "import sys, apps.cli; print(sorted(set(sys.modules) & {'tensorflow', 'keras'}))",
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "[]"
+
+
+def test_app_help_lists_the_shared_flags_and_the_apps_own():
+    completed = run_command(str(SEQAPPS), "train", "sentiment", "--help")
+    assert completed.returncode == 0, completed.stderr
+    for flag in ("--data", "--out", "--arch", "--set", "--hyperparameters", "--seed", "--epochs",
+                 "--batch-size", "--patience", "--ensemble", "--overwrite", "--json",
+                 "--text-column", "--label-column"):  # fmt: skip
+        assert flag in completed.stdout, flag
+    completed = run_command(str(SEQAPPS), "export", "sentiment", "--help")
+    for flag in ("--model", "--base", "--version", "--no-check", "--json"):
+        assert flag in completed.stdout, flag
+    assert "--text-column" not in completed.stdout

@@ -33,6 +33,13 @@ class Examples(Protocol):
     def subset(self, indices: Sequence[int]) -> Any: ...
 
 
+class ExampleList(list):
+    """A split as a plain list of examples (any objects), with ``subset`` for hold-outs."""
+
+    def subset(self, indices: Sequence[int]) -> ExampleList:
+        return ExampleList(self[i] for i in indices)
+
+
 @dataclass
 class Splits:
     """Named splits of one dataset and a description of its source (and of any hold-out)."""

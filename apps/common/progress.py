@@ -1,4 +1,4 @@
-"""Progress of long work, as Keras users expect it: a bar on a terminal, dated lines in a log.
+"""Progress of long work, as Keras users expect it: a bar on a terminal, lines in a log.
 
 On a terminal, ``keras.utils.Progbar`` (the bar of ``model.fit``). Elsewhere (a log file, a
 pipe, a CI job), one line every ``SEQAPPS_PROGRESS_SECONDS`` seconds (default 5) with the count,

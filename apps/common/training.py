@@ -244,7 +244,10 @@ def fit_resumable(
     callbacks += [
         # After the callbacks that write, so that everything an epoch writes is on disk before
         # the backup says it is done; the summary line then says so.
-        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP_DIR), delete_checkpoint=True),
+        # double_checkpoint: a kill while the weights are written falls back to the epoch before.
+        keras.callbacks.BackupAndRestore(
+            str(run_dir / BACKUP_DIR), delete_checkpoint=True, double_checkpoint=True
+        ),
         EpochSummary(epochs),
     ]
     with warnings.catch_warnings():

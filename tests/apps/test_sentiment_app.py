@@ -308,3 +308,17 @@ def test_bad_input_gets_one_clear_line(tmp_path, trained_run, capsys):
     assert f"seqapps: error: {bad}:3: unknown label 'meh'" in capsys.readouterr().err
     assert seqapps("predict", "sentiment", "--model", tmp_path, "x") == 2
     assert "neither a training run directory" in capsys.readouterr().err
+
+
+def test_the_default_ensemble_follows_the_size_of_the_training_data():
+    from apps.sentiment.data import LabeledTexts
+
+    def words(count, per_text):
+        texts = ["word " * per_text] * (count // per_text)
+        return LabeledTexts(texts, ["positive"] * len(texts), ["x"] * len(texts))
+
+    assert TASK.default_ensemble_size(words(131_000, 19)) == 10  # SST-2: 10 members
+    assert TASK.default_ensemble_size(words(500_000, 50)) == 3
+    assert TASK.default_ensemble_size(words(5_200_000, 230)) == 1  # IMDB: one model
+    assert drivers.ensemble_members(TASK, None, words(5_200_000, 230)) == 1
+    assert drivers.ensemble_members(TASK, 4, words(5_200_000, 230)) == 4
