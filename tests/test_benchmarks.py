@@ -1,7 +1,8 @@
 """The benchmark scripts still run: their --quick smoke runs, end to end (slow: about 2 minutes).
 
 Only what needs nothing outside the project: bench_tcn's throughput run needs keras-tcn
-(``make bench-tcn`` installs it) and bench_sentiment needs SST-2, so neither is here.
+(``make bench-tcn`` installs it), so it is not here; bench_sentiment runs on a small folder in
+SST-2's format written from the built-in reviews.
 """
 
 import subprocess
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 def run_bench(script, *args):
     completed = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / script), *args],
+        [sys.executable, str(ROOT / "bench" / script), *map(str, args)],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -51,3 +52,18 @@ def test_bench_tcn_adding_quick_runs():
     assert "### Adding problem" in output
     for model in ("tcn", "lstm", "predict 1"):
         assert f"| 50 | {model} |" in output
+
+
+def test_bench_sentiment_quick_runs_on_an_sst2_folder(tmp_path):
+    from apps.sentiment.builtin_data import builtin_sentiment_data
+
+    data = builtin_sentiment_data(seed=0)
+    for split, suffix, size in (("train", "train", 300), ("validation", "dev", 100),
+                                ("test", "test", 100)):  # fmt: skip
+        examples = data.splits[split]
+        pairs = zip(examples.texts[:size], examples.labels, strict=False)
+        lines = [f"{int(label == 'positive')} {text}" for text, label in pairs]
+        (tmp_path / f"stsa.binary.{suffix}").write_text("\n".join(lines) + "\n")
+    output = run_bench("bench_sentiment.py", "--data", tmp_path, "--arch", "tcn", "--quick")
+    assert "### Sentiment, SST-2 sentence level" in output
+    assert "| tcn | 2 |" in output
