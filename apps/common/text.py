@@ -148,6 +148,20 @@ def read_vocabulary(path: Path) -> list[str]:
     return vocabulary
 
 
+def _vocabulary_table(file, key_dtype, value_dtype, default) -> tf.lookup.StaticHashTable:
+    """A table from a vocabulary file: tokens to ids (string keys) or ids to tokens."""
+    line, number = tf.lookup.TextFileIndex.WHOLE_LINE, tf.lookup.TextFileIndex.LINE_NUMBER
+    string_keys = key_dtype == tf.string
+    initializer = tf.lookup.TextFileInitializer(
+        file,
+        key_dtype=key_dtype,
+        key_index=line if string_keys else number,
+        value_dtype=value_dtype,
+        value_index=number if string_keys else line,
+    )
+    return tf.lookup.StaticHashTable(initializer, default_value=default)
+
+
 class TextEncoder(tf.Module):
     """Strings to padded token ids and ids back to strings; exportable (the file is an asset).
 
@@ -179,25 +193,10 @@ class TextEncoder(tf.Module):
             )
         self.add_start, self.add_end = add_start, add_end
         self.vocabulary_file = tf.saved_model.Asset(str(vocabulary_path))
-        self.table = tf.lookup.StaticHashTable(
-            tf.lookup.TextFileInitializer(
-                self.vocabulary_file,
-                key_dtype=tf.string,
-                key_index=tf.lookup.TextFileIndex.WHOLE_LINE,
-                value_dtype=tf.int64,
-                value_index=tf.lookup.TextFileIndex.LINE_NUMBER,
-            ),
-            default_value=UNKNOWN_ID,
-        )
-        self.tokens_by_id = tf.lookup.StaticHashTable(
-            tf.lookup.TextFileInitializer(
-                self.vocabulary_file,
-                key_dtype=tf.int64,
-                key_index=tf.lookup.TextFileIndex.LINE_NUMBER,
-                value_dtype=tf.string,
-                value_index=tf.lookup.TextFileIndex.WHOLE_LINE,
-            ),
-            default_value=UNKNOWN_TOKEN,
+        # Line text -> line number, and back.
+        self.table = _vocabulary_table(self.vocabulary_file, tf.string, tf.int64, UNKNOWN_ID)
+        self.tokens_by_id = _vocabulary_table(
+            self.vocabulary_file, tf.int64, tf.string, UNKNOWN_TOKEN
         )
 
     def lookup(self, tokens: tf.RaggedTensor) -> tf.RaggedTensor:
