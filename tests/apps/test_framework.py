@@ -195,3 +195,14 @@ def test_a_folder_that_is_not_a_run_is_never_deleted(tmp_path, capsys):
     assert seqapps(*TRAIN, "--out", tmp_path, "--overwrite") == 2
     assert "is not empty and holds no run" in capsys.readouterr().err
     assert (tmp_path / "thesis.tex").read_text() == "years of work"
+
+
+def test_a_run_that_finished_training_is_not_trained_again(resumed_run, capsys):
+    run_dir, _, _ = resumed_run
+    (run_dir / "metrics.json").unlink()  # as if killed after training, before the metrics
+    model_time = (run_dir / "model.keras").stat().st_mtime_ns
+    assert seqapps(*TRAIN, "--out", run_dir) == 0
+    output = capsys.readouterr().out
+    assert "resuming bag" in output and "epoch " not in output
+    assert (run_dir / "model.keras").stat().st_mtime_ns == model_time
+    assert json.loads((run_dir / "metrics.json").read_text())["examples"] == 200
