@@ -199,8 +199,9 @@ def answers_in_fresh_process(
         requests_file = Path(scratch) / "requests.json"
         requests_file.write_text(json.dumps(encoded))
         environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        absolute = str(Path(export_dir).resolve())  # the process runs elsewhere
         completed = subprocess.run(
-            [sys.executable, "-I", "-c", FRESH_PROCESS_SCRIPT, str(export_dir), requests_file],
+            [sys.executable, "-I", "-c", FRESH_PROCESS_SCRIPT, absolute, str(requests_file)],
             capture_output=True,
             text=True,
             cwd=scratch,
@@ -208,10 +209,9 @@ def answers_in_fresh_process(
             timeout=timeout,
         )
     if completed.returncode != 0:
-        raise SeqappsError(
-            f"{export_dir}: the export failed in a fresh Python process:\n"
-            + completed.stderr[-3000:]
-        )
+        # The traceback, without the native start-up lines before it.
+        error = completed.stderr[completed.stderr.rfind("Traceback") :][-3000:]
+        raise SeqappsError(f"{export_dir}: the export failed in a fresh Python process:\n{error}")
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     if result["project_modules"]:
         raise SeqappsError(

@@ -111,10 +111,13 @@ def test_evaluate_json_and_predict(resumed_run, capsys, monkeypatch):
     assert np.allclose([sum(a["p"]) for a in answers], 1.0, atol=1e-5)
 
 
-def test_export_is_checked_in_a_fresh_process_and_answers_like_the_run(resumed_run, tmp_path):
+def test_export_is_checked_in_a_fresh_process_and_answers_like_the_run(
+    resumed_run, tmp_path, monkeypatch
+):
     run_dir, _, _ = resumed_run
-    assert seqapps("export", "majority", "--model", run_dir, "--base", tmp_path) == 0
-    version = tmp_path / "majority" / "1"
+    monkeypatch.chdir(tmp_path)  # a relative --base, as users type it
+    assert seqapps("export", "majority", "--model", run_dir, "--base", "exports") == 0
+    version = tmp_path / "exports" / "majority" / "1"
     config = json.loads((version / "assets.extra" / "seqapps.json").read_text())
     assert config["app"] == "majority" and config["architecture"] == "bag"
     assert config["signatures"] == [
