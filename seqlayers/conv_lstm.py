@@ -5,7 +5,12 @@ import math
 import keras
 from keras import ops
 
-from seqlayers._argument_checks import check_dropout_rate, check_positive_int
+from seqlayers._argument_checks import (
+    as_int_tuple,
+    check_dropout_rate,
+    check_one_of,
+    check_positive_int,
+)
 from seqlayers.peephole_lstm import (
     PEEPHOLE_WEIGHT_NAMES,
     RNNWithSequenceDropout,
@@ -46,21 +51,6 @@ _CELL_ARGUMENTS = (
     "recurrent_dropout",
     "seed",
 )
-
-
-def as_int_tuple(name, value, rank):
-    """``value`` as a tuple of ``rank`` positive ints (an int is repeated)."""
-    values = (value,) * rank if isinstance(value, int) else value
-    if (
-        not isinstance(values, (tuple, list))
-        or len(values) != rank
-        or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values)
-    ):
-        raise ValueError(
-            f"{name} must be a positive integer or a tuple of {rank} positive integers, "
-            f"got {value!r}"
-        )
-    return tuple(values)
 
 
 def conv_output_length(length, kernel_size, stride, dilation_rate, padding):
@@ -194,8 +184,7 @@ class ConvLSTMCell(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if rank not in (1, 2, 3):
-            raise ValueError(f"rank must be 1, 2 or 3, got {rank!r}")
+        check_one_of("rank", rank, (1, 2, 3))
         check_positive_int("filters", filters)
         self.rank = rank
         self.filters = filters
@@ -207,12 +196,10 @@ class ConvLSTMCell(keras.layers.Layer):
                 "strides above 1 exclude dilation rates above 1, got "
                 f"strides={strides!r} and dilation_rate={dilation_rate!r}"
             )
-        if padding not in PADDINGS:
-            raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+        check_one_of("padding", padding, PADDINGS)
         self.padding = padding
         data_format = data_format or keras.config.image_data_format()
-        if data_format not in DATA_FORMATS:
-            raise ValueError(f"data_format must be one of {DATA_FORMATS}, got {data_format!r}")
+        check_one_of("data_format", data_format, DATA_FORMATS)
         self.data_format = data_format
         check_dropout_rate("dropout", dropout)
         check_dropout_rate("recurrent_dropout", recurrent_dropout)

@@ -5,6 +5,8 @@ import math
 import keras
 from keras import ops
 
+from seqlayers._argument_checks import as_int_tuple, check_dropout_rate, check_positive_int
+
 # Logit given to masked (query, key) pairs; the softmax runs in float32, where this is safe.
 _MASKED_LOGIT = -1e9
 
@@ -143,15 +145,11 @@ class MultiHeadAttention(keras.layers.Layer):
         seed=None,
         **kwargs,
     ):
-        for argument, value in (("num_heads", num_heads), ("key_dim", key_dim)):
-            if not _is_positive_int(value):
-                raise ValueError(f"{argument} must be a positive integer, got {value!r}")
-        if value_dim is not None and not _is_positive_int(value_dim):
-            raise ValueError(f"value_dim must be a positive integer or None, got {value_dim!r}")
-        if isinstance(dropout, bool) or not (
-            isinstance(dropout, (int, float)) and 0 <= dropout < 1
-        ):
-            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+        check_positive_int("num_heads", num_heads)
+        check_positive_int("key_dim", key_dim)
+        if value_dim is not None:
+            check_positive_int("value_dim", value_dim)
+        check_dropout_rate("dropout", dropout)
         super().__init__(**kwargs)
         self.num_heads = num_heads
         self.key_dim = key_dim
@@ -159,7 +157,9 @@ class MultiHeadAttention(keras.layers.Layer):
         self.dropout = dropout
         self.use_bias = use_bias
         # Not `self.output_shape`: Keras layers use that name for something else.
-        self.projected_shape = _feature_shape(output_shape)
+        self.projected_shape = (
+            None if output_shape is None else as_int_tuple("output_shape", output_shape)
+        )
         self._output_shape_argument = output_shape
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
@@ -423,21 +423,6 @@ class MultiHeadAttention(keras.layers.Layer):
             "bias_constraint": keras.constraints.serialize(self.bias_constraint),
             "seed": self.seed,
         }
-
-
-def _is_positive_int(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def _feature_shape(output_shape):
-    if output_shape is None:
-        return None
-    shape = (output_shape,) if isinstance(output_shape, int) else output_shape
-    if not isinstance(shape, (tuple, list)) or not shape or not all(map(_is_positive_int, shape)):
-        raise ValueError(
-            f"output_shape must be a positive integer or a tuple of them, got {output_shape!r}"
-        )
-    return tuple(shape)
 
 
 def _all_of(masks):

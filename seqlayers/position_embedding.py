@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from seqlayers._argument_checks import check_positive_int
 from seqlayers.sinusoidal_positional_encoding import valid_step_positions
 
 
@@ -47,8 +48,7 @@ class PositionEmbedding(keras.layers.Layer):
     """
 
     def __init__(self, max_length, embeddings_initializer="glorot_uniform", **kwargs):
-        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length <= 0:
-            raise ValueError(f"max_length must be a positive integer, got {max_length!r}")
+        check_positive_int("max_length", max_length)
         super().__init__(**kwargs)
         self.max_length = max_length
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)

@@ -4,6 +4,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from seqlayers._argument_checks import check_positive_number
+
 
 def sinusoidal_encoding(length, depth, max_wavelength=10000, start_index=0, dtype="float32"):
     """The sinusoidal position table of Vaswani et al. (2017), interleaved.
@@ -100,10 +102,7 @@ class SinusoidalPositionalEncoding(keras.layers.Layer):
     """
 
     def __init__(self, max_wavelength=10000, **kwargs):
-        if isinstance(max_wavelength, bool) or not (
-            isinstance(max_wavelength, (int, float)) and max_wavelength > 0
-        ):
-            raise ValueError(f"max_wavelength must be a positive number, got {max_wavelength!r}")
+        check_positive_number("max_wavelength", max_wavelength)
         super().__init__(**kwargs)
         self.max_wavelength = max_wavelength
         self.supports_masking = True

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from seqlayers._argument_checks import check_dropout_rate, check_positive_int
+from seqlayers._argument_checks import check_dropout_rate, check_one_of, check_positive_int
 from seqlayers.weight_normalization import WeightNormalization
 
 NORMALIZATIONS = ("weight", "layer", "batch", None)
@@ -34,10 +34,8 @@ def check_tcn_arguments(kernel_size, dropout, normalization, padding):
     """Validates the arguments TCNBlock and TCN share."""
     check_positive_int("kernel_size", kernel_size)
     check_dropout_rate("dropout", dropout)
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
-    if padding not in PADDINGS:
-        raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+    check_one_of("normalization", normalization, NORMALIZATIONS)
+    check_one_of("padding", padding, PADDINGS)
 
 
 def zero_masked_steps(sequences, mask):

@@ -3,22 +3,16 @@
 import keras
 from keras import ops
 
+from seqlayers._argument_checks import check_dropout_rate, check_positive_int, check_positive_number
 from seqlayers.multi_head_attention import MultiHeadAttention
 
 
 def validate_block_arguments(intermediate_dim, num_heads, dropout, layer_norm_epsilon):
     """Argument checks shared by the encoder and decoder blocks."""
-    for argument, value in (("intermediate_dim", intermediate_dim), ("num_heads", num_heads)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{argument} must be a positive integer, got {value!r}")
-    if isinstance(dropout, bool) or not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
-        raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
-    if isinstance(layer_norm_epsilon, bool) or not (
-        isinstance(layer_norm_epsilon, (int, float)) and layer_norm_epsilon > 0
-    ):
-        raise ValueError(
-            f"layer_norm_epsilon must be a positive number, got {layer_norm_epsilon!r}"
-        )
+    check_positive_int("intermediate_dim", intermediate_dim)
+    check_positive_int("num_heads", num_heads)
+    check_dropout_rate("dropout", dropout)
+    check_positive_number("layer_norm_epsilon", layer_norm_epsilon)
 
 
 def head_size(hidden_dim, num_heads):

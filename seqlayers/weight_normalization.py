@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from seqlayers._argument_checks import check_positive_number
+
 
 @keras.saving.register_keras_serializable(package="seqlayers")
 class WeightNormalization(keras.layers.Wrapper):
@@ -45,9 +47,8 @@ class WeightNormalization(keras.layers.Wrapper):
     """
 
     def __init__(self, layer, epsilon=1e-12, **kwargs):
+        check_positive_number("epsilon", epsilon)
         super().__init__(layer, **kwargs)
-        if epsilon <= 0:
-            raise ValueError(f"epsilon must be positive, got {epsilon!r}")
         self.epsilon = epsilon
 
     def build(self, input_shape=None):
