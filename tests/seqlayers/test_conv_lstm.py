@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from seqlayers._lstm_base import PEEPHOLE_WEIGHT_NAMES
 from seqlayers.conv_lstm import (
     ConvLSTM1D,
     ConvLSTM2D,
@@ -12,7 +13,6 @@ from seqlayers.conv_lstm import (
     ConvLSTM3D,
     ConvLSTMCell,
 )
-from seqlayers.peephole_lstm import PEEPHOLE_WEIGHT_NAMES
 from tests.layer_checks import (
     LayerUnderTest,
     check_config_round_trip,

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seqlayers.peephole_lstm import PEEPHOLE_WEIGHT_NAMES, PeepholeLSTM, PeepholeLSTMCell
+from seqlayers._lstm_base import PEEPHOLE_WEIGHT_NAMES
+from seqlayers.peephole_lstm import PeepholeLSTM, PeepholeLSTMCell
 from tests.layer_checks import (
     LayerUnderTest,
     check_export_in_fresh_process,
