@@ -187,6 +187,9 @@ class LSTMLayerBase(keras.layers.RNN):
     ``h``, None where none applies) and accepts the recurrent mask as a third state after
     ``[h, c]``, which it applies to ``h`` and returns unchanged. The input mask multiplies every
     step here, before the loop. (Keras' own hook for this is private.)
+
+    ``call`` does what ``keras.layers.RNN.call`` does, and tells the loop
+    (``loop_over_steps``, a subclass's hook) whether the states start at zero.
     """
 
     def __init__(self, cell_class, *cell_args, cell_name, activity_regularizer=None, **kwargs):
@@ -210,7 +213,48 @@ class LSTMLayerBase(keras.layers.RNN):
         )
         super().__init__(cell, activity_regularizer=activity_regularizer, **kwargs)
 
-    def inner_loop(self, sequences, initial_state, mask, training=False):
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        # What keras.layers.RNN.call does, written out so that the loop is told whether the
+        # states start at zero (Keras' call hands its inner_loop the states alone). The test
+        # tests/seqlayers/test_keras_rnn_contract.py fails when Keras changes RNN.call.
+        starts_from_zero_state = initial_state is None and not self.stateful
+        if self.unroll and sequences.shape[1] is None:
+            raise ValueError(
+                "unroll=True needs a known number of time steps, got sequences of shape "
+                f"{sequences.shape}"
+            )
+        if self.stateful:
+            expected_batch_size = keras.tree.flatten(self.states)[0].shape[0]
+            if sequences.shape[0] not in (None, expected_batch_size):
+                raise ValueError(
+                    f"a stateful {type(self).__name__} takes batches of {expected_batch_size} "
+                    f"sequences (the batch size of its states), got {sequences.shape[0]}"
+                )
+        if initial_state is None:
+            initial_state = (
+                self.states if self.stateful else self.get_initial_state(ops.shape(sequences)[0])
+            )
+        initial_state = [
+            ops.convert_to_tensor(state, dtype=self.cell.compute_dtype)
+            for state in keras.tree.flatten(initial_state)
+        ]
+        last_output, outputs, states = self.run_steps(
+            sequences, initial_state, mask, training, starts_from_zero_state
+        )
+        last_output = ops.cast(last_output, self.compute_dtype)
+        outputs = ops.cast(outputs, self.compute_dtype)
+        states = [ops.cast(state, self.compute_dtype) for state in states]
+        if self.stateful:
+            for variable, state in zip(keras.tree.flatten(self.states), states, strict=True):
+                variable.assign(state)
+        output = outputs if self.return_sequences else last_output
+        return (output, *states) if self.return_state else output
+
+    def run_steps(self, sequences, initial_state, mask, training, starts_from_zero_state):
+        """``keras.layers.RNN.inner_loop`` with dropout masks drawn once for the sequence.
+
+        Returns ``(last_output, outputs, [h, c])``.
+        """
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
         input_mask, recurrent_mask = self.cell.dropout_masks(
@@ -221,14 +265,18 @@ class LSTMLayerBase(keras.layers.RNN):
         states = list(initial_state)
         if recurrent_mask is not None:
             states.append(recurrent_mask)
-        last_output, outputs, final_states = self.loop_over_steps(sequences, states, mask)
+        last_output, outputs, final_states = self.loop_over_steps(
+            sequences, states, mask, starts_from_zero_state
+        )
         return last_output, outputs, final_states[:2]
 
-    def loop_over_steps(self, sequences, states, mask):
+    def loop_over_steps(self, sequences, states, mask, starts_from_zero_state):
         """``keras.layers.RNN``'s loop over ``sequences`` (dropout applied): a subclass's hook.
 
-        ``states`` are ``[h, c]``, followed by the recurrent dropout mask if one applies.
-        Returns ``(last_output, outputs, final_states)`` as ``keras.layers.RNN.inner_loop``.
+        ``states`` are ``[h, c]``, followed by the recurrent dropout mask if one applies;
+        ``starts_from_zero_state``: no ``initial_state`` was given and the layer is not
+        stateful, so ``h`` and ``c`` are zeros (a subclass may skip work on them). Returns
+        ``(last_output, outputs, final_states)`` as ``keras.layers.RNN.inner_loop``.
         """
         # training=False: the cell must not draw masks of its own at every step.
         return super().inner_loop(sequences, states, mask, training=False)

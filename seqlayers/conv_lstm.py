@@ -374,26 +374,16 @@ class ConvLSTM(LSTMLayerBase):
         )
         self.input_spec = keras.layers.InputSpec(ndim=rank + 3)
 
-    def call(self, sequences, initial_state=None, mask=None, training=False):
-        # Read by loop_over_steps, within this call: do h and c start at zero?
-        self._starts_from_zero_state = initial_state is None and not self.stateful
-        return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
-
-    def inner_loop(self, sequences, initial_state, mask, training=False):
-        if isinstance(mask, (list, tuple)):
-            mask = mask[0]
-        return super().inner_loop(sequences, initial_state, time_step_mask(mask), training)
-
-    def loop_over_steps(self, sequences, states, mask):
+    def loop_over_steps(self, sequences, states, mask, starts_from_zero_state):
+        mask = time_step_mask(mask)
         steps = sequences.shape[1]
-        starts_from_zero = getattr(self, "_starts_from_zero_state", False)
         # A single step takes the loop, so that recurrent_kernel still gets a (zero) gradient.
         # So does an unrolled backward pass over a mask: Keras' unrolled loop zeroes masked
         # outputs in time order rather than in the reversed order it read them, and the same
         # quirk on the remaining steps alone would differ from it.
         unrolled_backwards_masked = self.unroll and self.go_backwards and mask is not None
-        if not starts_from_zero or steps is None or steps < 2 or unrolled_backwards_masked:
-            return super().loop_over_steps(sequences, states, mask)
+        if not starts_from_zero_state or steps is None or steps < 2 or unrolled_backwards_masked:
+            return super().loop_over_steps(sequences, states, mask, starts_from_zero_state)
         # The first step from the zero state, outside the loop: the cell skips the recurrent
         # convolution, which would convolve zeros.
         first, rest = (steps - 1, slice(0, -1)) if self.go_backwards else (0, slice(1, None))
@@ -407,7 +397,7 @@ class ConvLSTM(LSTMLayerBase):
             c = ops.where(valid, c, ops.zeros_like(c))
             rest_mask = mask[:, rest]
         last_output, outputs, final_states = super().loop_over_steps(
-            sequences[:, rest], [h, c, *states[2:]], rest_mask
+            sequences[:, rest], [h, c, *states[2:]], rest_mask, starts_from_zero_state=False
         )
         if rest_mask is not None and not self.zero_output_for_mask:
             # At a masked step Keras' loop repeats its previous output, which would be the
