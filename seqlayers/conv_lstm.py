@@ -104,12 +104,12 @@ class ConvLSTMCell(LSTMCellBase):
 
     Example:
 
-    >>> step = np.zeros((2, 16, 16, 3), "float32")
     >>> cell = ConvLSTMCell(2, filters=8, kernel_size=3, padding="same")
+    >>> step = keras.ops.zeros((2, 16, 16, 3))
     >>> cell.build(step.shape)
-    >>> h, (h, c) = cell(step, cell.get_initial_state(batch_size=2))
-    >>> h.shape
-    TensorShape([2, 16, 16, 8])
+    >>> output, (h, c) = cell(step, cell.get_initial_state(batch_size=2))
+    >>> print(output.shape, h.shape, c.shape)
+    (2, 16, 16, 8) (2, 16, 16, 8) (2, 16, 16, 8)
     """
 
     @takes_parameters_of(LSTMCellBase.__init__)
@@ -363,8 +363,8 @@ class ConvLSTM(LSTMLayerBase):
     Example:
 
     >>> layer = ConvLSTM(2, filters=16, kernel_size=3, padding="same", use_peepholes=True)
-    >>> layer(np.zeros((2, 5, 32, 32, 3))).shape
-    TensorShape([2, 32, 32, 16])
+    >>> print(layer(keras.ops.zeros((2, 5, 32, 32, 3))).shape)
+    (2, 32, 32, 16)
     """
 
     @takes_parameters_of(ConvLSTMCell.__init__, keras.layers.RNN.__init__, LSTMLayerBase.__init__)
@@ -449,8 +449,8 @@ class ConvLSTM1D(ConvLSTM):
 
     Example:
 
-    >>> ConvLSTM1D(8, 3, padding="same")(np.zeros((2, 5, 20, 3))).shape
-    TensorShape([2, 20, 8])
+    >>> print(ConvLSTM1D(8, 3, padding="same")(keras.ops.zeros((2, 5, 20, 3))).shape)
+    (2, 20, 8)
     """
 
     @takes_parameters_of(ConvLSTM.__init__)
@@ -493,8 +493,15 @@ class ConvLSTM2D(ConvLSTM):
     Example:
 
     >>> layer = ConvLSTM2D(16, 3, padding="same", use_peepholes=True, return_sequences=True)
-    >>> layer(np.zeros((2, 5, 32, 32, 3))).shape
-    TensorShape([2, 5, 32, 32, 16])
+    >>> print(layer(keras.ops.zeros((2, 5, 32, 32, 3))).shape)
+    (2, 5, 32, 32, 16)
+
+    Strided, returning the final states too:
+
+    >>> layer = ConvLSTM2D(16, 3, strides=2, return_state=True)
+    >>> output, h, c = layer(keras.ops.zeros((2, 5, 32, 32, 3)))
+    >>> print(output.shape, h.shape, c.shape)
+    (2, 15, 15, 16) (2, 15, 15, 16) (2, 15, 15, 16)
     """
 
     @takes_parameters_of(ConvLSTM.__init__)
@@ -517,8 +524,8 @@ class ConvLSTM3D(ConvLSTM):
 
     Example:
 
-    >>> ConvLSTM3D(8, 3, padding="same")(np.zeros((2, 5, 4, 8, 8, 3))).shape
-    TensorShape([2, 4, 8, 8, 8])
+    >>> print(ConvLSTM3D(8, 3, padding="same")(keras.ops.zeros((2, 5, 4, 8, 8, 3))).shape)
+    (2, 4, 8, 8, 8)
     """
 
     @takes_parameters_of(ConvLSTM.__init__)

@@ -115,17 +115,22 @@ class MultiHeadAttention(keras.layers.Layer):
 
     Example:
 
-    >>> attention = MultiHeadAttention(num_heads=8, key_dim=64)
-    >>> x = keras.random.normal((2, 10, 512))
-    >>> tuple(attention(x, x, use_causal_mask=True).shape)
-    (2, 10, 512)
+    >>> attention = MultiHeadAttention(num_heads=4, key_dim=16)
+    >>> x = keras.random.normal((2, 10, 64))
+    >>> full = attention(x, x, use_causal_mask=True)
+    >>> print(full.shape)
+    (2, 10, 64)
 
     Incremental decoding, one step at a time, equal to the full causal pass:
 
     >>> cache = attention.empty_cache(batch_size=2, max_length=10)
+    >>> outputs = []
     >>> for step in range(10):
     ...     token = x[:, step : step + 1]
     ...     output, cache = attention(token, token, cache=cache, cache_update_index=step)
+    ...     outputs.append(output)
+    >>> print(bool(ops.all(ops.isclose(ops.concatenate(outputs, axis=1), full, atol=1e-5))))
+    True
     """
 
     def __init__(

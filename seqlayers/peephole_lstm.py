@@ -72,8 +72,8 @@ class PeepholeLSTMCell(LSTMCellBase):
     Example:
 
     >>> layer = keras.layers.RNN(PeepholeLSTMCell(16))
-    >>> layer(np.zeros((2, 10, 8))).shape
-    TensorShape([2, 16])
+    >>> print(layer(keras.ops.zeros((2, 10, 8))).shape)
+    (2, 16)
     """
 
     @takes_parameters_of(LSTMCellBase.__init__)
@@ -189,10 +189,10 @@ class PeepholeLSTM(LSTMLayerBase):
     Example:
 
     >>> layer = PeepholeLSTM(32, return_sequences=True)
-    >>> layer(np.zeros((4, 20, 8))).shape
-    TensorShape([4, 20, 32])
-    >>> keras.layers.Bidirectional(PeepholeLSTM(32))(np.zeros((4, 20, 8))).shape
-    TensorShape([4, 64])
+    >>> print(layer(keras.ops.zeros((4, 20, 8))).shape)
+    (4, 20, 32)
+    >>> print(keras.layers.Bidirectional(PeepholeLSTM(32))(keras.ops.zeros((4, 20, 8))).shape)
+    (4, 64)
     """
 
     @takes_parameters_of(

@@ -44,7 +44,9 @@ class PositionEmbedding(keras.layers.Layer):
 
     >>> tokens = keras.Input((None,), dtype="int32")
     >>> embedded = keras.layers.Embedding(1000, 64, mask_zero=True)(tokens)
-    >>> encoded = PositionEmbedding(max_length=512)(embedded)  # (batch, time, 64), mask kept
+    >>> encoded = PositionEmbedding(max_length=512)(embedded)
+    >>> print(encoded.shape)  # (batch, time, features), the mask kept
+    (None, None, 64)
     """
 
     def __init__(self, max_length, embeddings_initializer="glorot_uniform", **kwargs):

@@ -21,6 +21,14 @@ def last_valid_step(sequences, mask=None):
 
     Returns:
         ``[batch, channels]``.
+
+    Example:
+
+    >>> sequences = ops.reshape(ops.arange(6, dtype="float32"), (2, 3, 1))
+    >>> mask = ops.convert_to_tensor([[True, True, False], [False, False, False]])
+    >>> print(ops.convert_to_numpy(last_valid_step(sequences, mask)))
+    [[1.]
+     [0.]]
     """
     if mask is None:
         return sequences[:, -1]
@@ -86,8 +94,8 @@ class TCN(keras.layers.Layer):
     >>> tcn = TCN(filters=64, kernel_size=3, dilations=(1, 2, 4, 8, 16, 32))
     >>> tcn.receptive_field
     253
-    >>> tcn(np.zeros((4, 512, 8))).shape
-    TensorShape([4, 512, 64])
+    >>> print(tcn(keras.ops.zeros((4, 512, 8))).shape)
+    (4, 512, 64)
     """
 
     def __init__(

@@ -171,7 +171,9 @@ class TransformerEncoder(TransformerBlock):
 
     >>> tokens = keras.Input((None,), dtype="int32")
     >>> x = keras.layers.Embedding(1000, 64, mask_zero=True)(tokens)
-    >>> x = TransformerEncoder(intermediate_dim=128, num_heads=4)(x)  # (batch, time, 64)
+    >>> x = TransformerEncoder(intermediate_dim=128, num_heads=4)(x)
+    >>> print(x.shape)  # (batch, time, features), the mask kept
+    (None, None, 64)
     """
 
     def build(self, input_shape):

@@ -42,8 +42,8 @@ class WeightNormalization(keras.layers.Wrapper):
     Example:
 
     >>> conv = WeightNormalization(keras.layers.Conv1D(16, 3, padding="causal"))
-    >>> conv(np.zeros((2, 10, 4))).shape
-    TensorShape([2, 10, 16])
+    >>> print(conv(keras.ops.zeros((2, 10, 4))).shape)
+    (2, 10, 16)
     """
 
     def __init__(self, layer, epsilon=1e-12, **kwargs):
