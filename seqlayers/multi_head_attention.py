@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from seqlayers._argument_checks import as_int_tuple, check_dropout_rate, check_positive_int
+from seqlayers._signatures import bound_call_arguments
 
 # Logit given to masked (query, key) pairs; the softmax runs in float32, where this is safe.
 _MASKED_LOGIT = -1e9
@@ -380,21 +381,10 @@ class MultiHeadAttention(keras.layers.Layer):
         context = ops.einsum("bnts,bsnh->btnh", dropped, values)
         return context, probabilities if return_scores else None
 
-    def compute_output_spec(
-        self,
-        query,
-        value,
-        key=None,
-        query_mask=None,
-        value_mask=None,
-        key_mask=None,
-        attention_mask=None,
-        return_attention_scores=False,
-        training=None,
-        use_causal_mask=False,
-        cache=None,
-        cache_update_index=None,
-    ):
+    def compute_output_spec(self, *args, **kwargs):
+        arguments = bound_call_arguments(self, args, kwargs)
+        query, value, cache = arguments["query"], arguments["value"], arguments["cache"]
+        return_attention_scores = arguments["return_attention_scores"]
         batch, query_length = query.shape[0], query.shape[1]
         output_features = self.projected_shape or (query.shape[-1],)
         results = (

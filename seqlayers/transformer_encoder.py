@@ -98,16 +98,25 @@ class TransformerBlock(keras.layers.Layer):
             "feedforward", input_shape
         )
 
+    # Every sub-block s (attention, feed-forward) is wired the same way around its layer norm:
+    # pre-norm x + Dropout(s(LayerNorm(x))), post-norm LayerNorm(x + Dropout(s(x))).
+
+    def _sublayer_input(self, x, norm):
+        """What a sub-block reads: ``x``, layer-normalized first with ``normalize_first``."""
+        return norm(x) if self.normalize_first else x
+
+    def _sublayer_output(self, residual, output, norm, dropout, training):
+        """``residual + Dropout(output)``, layer-normalized after the sum without it."""
+        x = ops.add(residual, dropout(output, training=training))
+        return x if self.normalize_first else norm(x)
+
     def _feedforward(self, x, training):
         """The position-wise feed-forward network with its residual and layer norm."""
-        residual = x
-        if self.normalize_first:
-            x = self.feedforward_norm(x)
-        x = self.output_dense(self.intermediate_dense(x))
-        x = ops.add(residual, self.feedforward_dropout(x, training=training))
-        if not self.normalize_first:
-            x = self.feedforward_norm(x)
-        return x
+        hidden = self._sublayer_input(x, self.feedforward_norm)
+        hidden = self.output_dense(self.intermediate_dense(hidden))
+        return self._sublayer_output(
+            x, hidden, self.feedforward_norm, self.feedforward_dropout, training
+        )
 
     def get_config(self):
         return {
@@ -191,12 +200,13 @@ class TransformerEncoder(TransformerBlock):
             {} if padding_mask is None else {"query_mask": padding_mask, "value_mask": padding_mask}
         )
 
-        residual = inputs
-        x = self.self_attention_norm(inputs) if self.normalize_first else inputs
-        x = self.self_attention(x, x, attention_mask=attention_mask, training=training, **masks)
-        x = ops.add(residual, self.self_attention_dropout(x, training=training))
-        if not self.normalize_first:
-            x = self.self_attention_norm(x)
+        x = self._sublayer_input(inputs, self.self_attention_norm)
+        attended = self.self_attention(
+            x, x, attention_mask=attention_mask, training=training, **masks
+        )
+        x = self._sublayer_output(
+            inputs, attended, self.self_attention_norm, self.self_attention_dropout, training
+        )
         return self._feedforward(x, training)
 
     def compute_output_shape(self, input_shape):
