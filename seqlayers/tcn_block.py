@@ -35,14 +35,6 @@ def receptive_field(kernel_size: int, dilations, stacks: int = 1) -> int:
     return 1 + 2 * (kernel_size - 1) * stacks * sum(dilations)
 
 
-def check_tcn_arguments(kernel_size, dropout, normalization, padding):
-    """Validates the arguments TCNBlock and TCN share."""
-    check_positive_int("kernel_size", kernel_size)
-    check_dropout_rate("dropout", dropout)
-    check_one_of("normalization", normalization, NORMALIZATIONS)
-    check_one_of("padding", padding, PADDINGS)
-
-
 def zero_masked_steps(sequences, mask):
     """Sets the steps where ``mask`` is False to zero; [batch, time, channels]."""
     if mask is None:
@@ -50,8 +42,42 @@ def zero_masked_steps(sequences, mask):
     return sequences * ops.expand_dims(ops.cast(mask, sequences.dtype), -1)
 
 
+class TCNLayerBase(keras.layers.Layer):
+    """What ``TCN`` and ``TCNBlock`` share: the convolutions' arguments, their checks, config.
+
+    The arguments are documented on the subclasses, which take them in their own order.
+    """
+
+    def __init__(
+        self, kernel_size, dropout, normalization, padding, activation, kernel_initializer, **kwargs
+    ):
+        check_positive_int("kernel_size", kernel_size)
+        check_dropout_rate("dropout", dropout)
+        check_one_of("normalization", normalization, NORMALIZATIONS)
+        check_one_of("padding", padding, PADDINGS)
+        super().__init__(**kwargs)
+        self.kernel_size = kernel_size
+        self.dropout = dropout
+        self.normalization = normalization
+        self.padding = padding
+        self.activation = keras.activations.get(activation)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.supports_masking = True
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "kernel_size": self.kernel_size,
+            "dropout": self.dropout,
+            "normalization": self.normalization,
+            "padding": self.padding,
+            "activation": keras.activations.serialize(self.activation),
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }
+
+
 @keras.saving.register_keras_serializable(package="seqlayers")
-class TCNBlock(keras.layers.Layer):
+class TCNBlock(TCNLayerBase):
     """Residual block of two dilated convolutions (Bai et al. 2018, Fig. 1b).
 
         x ─┬─ Conv1D(d) ─ norm ─ act ─ dropout ─ Conv1D(d) ─ norm ─ act ─ dropout ─(+)─ act ─ y
@@ -115,19 +141,13 @@ class TCNBlock(keras.layers.Layer):
         kernel_initializer="he_normal",
         **kwargs,
     ):
-        super().__init__(**kwargs)
         check_positive_int("filters", filters)
         check_positive_int("dilation_rate", dilation_rate)
-        check_tcn_arguments(kernel_size, dropout, normalization, padding)
+        super().__init__(
+            kernel_size, dropout, normalization, padding, activation, kernel_initializer, **kwargs
+        )
         self.filters = filters
-        self.kernel_size = kernel_size
         self.dilation_rate = dilation_rate
-        self.dropout = dropout
-        self.normalization = normalization
-        self.padding = padding
-        self.activation = keras.activations.get(activation)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.supports_masking = True
 
     @property
     def receptive_field(self) -> int:
@@ -217,11 +237,5 @@ class TCNBlock(keras.layers.Layer):
         return {
             **super().get_config(),
             "filters": self.filters,
-            "kernel_size": self.kernel_size,
             "dilation_rate": self.dilation_rate,
-            "dropout": self.dropout,
-            "normalization": self.normalization,
-            "padding": self.padding,
-            "activation": keras.activations.serialize(self.activation),
-            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
         }
