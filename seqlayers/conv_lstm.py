@@ -5,62 +5,12 @@ import math
 import keras
 from keras import ops
 
-from seqlayers._argument_checks import check_dropout_rate, check_positive_int
-from seqlayers.peephole_lstm import (
-    PEEPHOLE_WEIGHT_NAMES,
-    RNNWithSequenceDropout,
-    dropout_keep_mask,
-)
+from seqlayers._argument_checks import as_int_tuple, check_one_of, check_positive_int
+from seqlayers._lstm_base import LSTMCellBase, LSTMLayerBase
+from seqlayers._signatures import constructor_config, takes_parameters_of
 
 PADDINGS = ("valid", "same")
 DATA_FORMATS = ("channels_last", "channels_first")
-
-# The arguments of ConvLSTMCell that the ConvLSTM layers forward to their cell (and report in
-# their config); the rest of the cell's config (name, dtype, trainable) belongs to the layer.
-_CELL_ARGUMENTS = (
-    "rank",
-    "filters",
-    "kernel_size",
-    "strides",
-    "padding",
-    "data_format",
-    "dilation_rate",
-    "activation",
-    "recurrent_activation",
-    "use_bias",
-    "use_peepholes",
-    "kernel_initializer",
-    "recurrent_initializer",
-    "bias_initializer",
-    "peephole_initializer",
-    "unit_forget_bias",
-    "kernel_regularizer",
-    "recurrent_regularizer",
-    "bias_regularizer",
-    "peephole_regularizer",
-    "kernel_constraint",
-    "recurrent_constraint",
-    "bias_constraint",
-    "peephole_constraint",
-    "dropout",
-    "recurrent_dropout",
-    "seed",
-)
-
-
-def as_int_tuple(name, value, rank):
-    """``value`` as a tuple of ``rank`` positive ints (an int is repeated)."""
-    values = (value,) * rank if isinstance(value, int) else value
-    if (
-        not isinstance(values, (tuple, list))
-        or len(values) != rank
-        or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values)
-    ):
-        raise ValueError(
-            f"{name} must be a positive integer or a tuple of {rank} positive integers, "
-            f"got {value!r}"
-        )
-    return tuple(values)
 
 
 def conv_output_length(length, kernel_size, stride, dilation_rate, padding):
@@ -82,7 +32,7 @@ def time_step_mask(mask):
 
 
 @keras.saving.register_keras_serializable(package="seqlayers")
-class ConvLSTMCell(keras.layers.Layer):
+class ConvLSTMCell(LSTMCellBase):
     """One step of a convolutional LSTM of any rank 1-3, optionally with peepholes.
 
     With ``*`` a convolution, ``⊙`` the elementwise product, ``σ`` the recurrent activation and
@@ -154,14 +104,15 @@ class ConvLSTMCell(keras.layers.Layer):
 
     Example:
 
-    >>> step = np.zeros((2, 16, 16, 3), "float32")
     >>> cell = ConvLSTMCell(2, filters=8, kernel_size=3, padding="same")
+    >>> step = keras.ops.zeros((2, 16, 16, 3))
     >>> cell.build(step.shape)
-    >>> h, (h, c) = cell(step, cell.get_initial_state(batch_size=2))
-    >>> h.shape
-    TensorShape([2, 16, 16, 8])
+    >>> output, (h, c) = cell(step, cell.get_initial_state(batch_size=2))
+    >>> print(output.shape, h.shape, c.shape)
+    (2, 16, 16, 8) (2, 16, 16, 8) (2, 16, 16, 8)
     """
 
+    @takes_parameters_of(LSTMCellBase.__init__)
     def __init__(
         self,
         rank,
@@ -171,72 +122,31 @@ class ConvLSTMCell(keras.layers.Layer):
         padding="valid",
         data_format=None,
         dilation_rate=1,
-        activation="tanh",
-        recurrent_activation="sigmoid",
-        use_bias=True,
         use_peepholes=False,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        peephole_initializer="glorot_uniform",
-        unit_forget_bias=True,
-        kernel_regularizer=None,
-        recurrent_regularizer=None,
-        bias_regularizer=None,
-        peephole_regularizer=None,
-        kernel_constraint=None,
-        recurrent_constraint=None,
-        bias_constraint=None,
-        peephole_constraint=None,
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        seed=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        if rank not in (1, 2, 3):
-            raise ValueError(f"rank must be 1, 2 or 3, got {rank!r}")
+        check_one_of("rank", rank, (1, 2, 3))
         check_positive_int("filters", filters)
-        self.rank = rank
-        self.filters = filters
-        self.kernel_size = as_int_tuple("kernel_size", kernel_size, rank)
-        self.strides = as_int_tuple("strides", strides, rank)
-        self.dilation_rate = as_int_tuple("dilation_rate", dilation_rate, rank)
-        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+        kernel_size_tuple = as_int_tuple("kernel_size", kernel_size, rank)
+        strides_tuple = as_int_tuple("strides", strides, rank)
+        dilation_rate_tuple = as_int_tuple("dilation_rate", dilation_rate, rank)
+        if max(strides_tuple) > 1 and max(dilation_rate_tuple) > 1:
             raise ValueError(
                 "strides above 1 exclude dilation rates above 1, got "
                 f"strides={strides!r} and dilation_rate={dilation_rate!r}"
             )
-        if padding not in PADDINGS:
-            raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
-        self.padding = padding
+        check_one_of("padding", padding, PADDINGS)
         data_format = data_format or keras.config.image_data_format()
-        if data_format not in DATA_FORMATS:
-            raise ValueError(f"data_format must be one of {DATA_FORMATS}, got {data_format!r}")
+        check_one_of("data_format", data_format, DATA_FORMATS)
+        super().__init__(**kwargs)
+        self.rank = rank
+        self.filters = filters
+        self.kernel_size = kernel_size_tuple
+        self.strides = strides_tuple
+        self.padding = padding
         self.data_format = data_format
-        check_dropout_rate("dropout", dropout)
-        check_dropout_rate("recurrent_dropout", recurrent_dropout)
-        self.activation = keras.activations.get(activation)
-        self.recurrent_activation = keras.activations.get(recurrent_activation)
-        self.use_bias = use_bias
+        self.dilation_rate = dilation_rate_tuple
         self.use_peepholes = use_peepholes
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.peephole_initializer = keras.initializers.get(peephole_initializer)
-        self.unit_forget_bias = unit_forget_bias
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = keras.regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.peephole_regularizer = keras.regularizers.get(peephole_regularizer)
-        self.kernel_constraint = keras.constraints.get(kernel_constraint)
-        self.recurrent_constraint = keras.constraints.get(recurrent_constraint)
-        self.bias_constraint = keras.constraints.get(bias_constraint)
-        self.peephole_constraint = keras.constraints.get(peephole_constraint)
-        self.dropout = float(dropout)
-        self.recurrent_dropout = float(recurrent_dropout)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
         # The channel counts of h and c; their spatial shape follows from the input.
         self.state_size = [filters, filters]
         self.output_size = filters
@@ -260,17 +170,6 @@ class ConvLSTMCell(keras.layers.Layer):
             return (step_shape[0], *output_spatial, self.filters)
         return (step_shape[0], self.filters, *output_spatial)
 
-    def _gate_bias_initializer(self, shape, dtype=None):
-        # [4 filters]: bias_initializer for i, c, o; ones for f (unit_forget_bias).
-        filters = shape[0] // 4
-        return ops.concatenate(
-            [
-                self.bias_initializer((filters,), dtype=dtype),
-                ops.ones((filters,), dtype=dtype),
-                self.bias_initializer((2 * filters,), dtype=dtype),
-            ]
-        )
-
     def build(self, input_shape):
         if len(input_shape) != self.rank + 2:
             raise ValueError(
@@ -289,64 +188,18 @@ class ConvLSTMCell(keras.layers.Layer):
                 f"strides={self.strides}, dilation_rate={self.dilation_rate} and "
                 f"padding={self.padding!r}"
             )
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=(*self.kernel_size, input_channels, 4 * self.filters),
-            initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer,
-            constraint=self.kernel_constraint,
+        self.add_gate_weights(
+            kernel_shape=(*self.kernel_size, input_channels, 4 * self.filters),
+            recurrent_kernel_shape=(*self.kernel_size, self.filters, 4 * self.filters),
+            peepholes=self.use_peepholes,
         )
-        self.recurrent_kernel = self.add_weight(
-            name="recurrent_kernel",
-            shape=(*self.kernel_size, self.filters, 4 * self.filters),
-            initializer=self.recurrent_initializer,
-            regularizer=self.recurrent_regularizer,
-            constraint=self.recurrent_constraint,
-        )
-        if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias",
-                shape=(4 * self.filters,),
-                initializer=(
-                    self._gate_bias_initializer if self.unit_forget_bias else self.bias_initializer
-                ),
-                regularizer=self.bias_regularizer,
-                constraint=self.bias_constraint,
-            )
-        else:
-            self.bias = None
-        if self.use_peepholes:
-            self.input_gate_peephole_weights = self._add_peephole_weight(PEEPHOLE_WEIGHT_NAMES[0])
-            self.forget_gate_peephole_weights = self._add_peephole_weight(PEEPHOLE_WEIGHT_NAMES[1])
-            self.output_gate_peephole_weights = self._add_peephole_weight(PEEPHOLE_WEIGHT_NAMES[2])
         self.built = True
-
-    def _add_peephole_weight(self, name):
-        return self.add_weight(
-            name=name,
-            shape=(self.filters,),
-            initializer=self.peephole_initializer,
-            regularizer=self.peephole_regularizer,
-            constraint=self.peephole_constraint,
-        )
 
     def _per_channel(self, vector):
         """``[channels]`` shaped to broadcast over ``[batch, channels, *spatial]`` if needed."""
         if self.data_format == "channels_last":
             return vector
         return ops.reshape(vector, (-1,) + (1,) * self.rank)
-
-    def dropout_masks(self, inputs, h, training):
-        """Dropout masks shaped like ``inputs`` and like ``h``; None where none applies.
-
-        ``h`` is None for the zero state, which needs no recurrent mask.
-        """
-        if not training:
-            return None, None
-        input_mask = dropout_keep_mask(inputs, self.dropout, self.seed_generator)
-        if h is None:
-            return input_mask, None
-        return input_mask, dropout_keep_mask(h, self.recurrent_dropout, self.seed_generator)
 
     def call(self, inputs, states, training=False):
         if states is None:
@@ -409,7 +262,7 @@ class ConvLSTMCell(keras.layers.Layer):
         return [ops.zeros(shape, dtype=self.compute_dtype) for _ in range(2)]
 
     def get_config(self):
-        config = {
+        arguments = {
             "rank": self.rank,
             "filters": self.filters,
             "kernel_size": self.kernel_size,
@@ -417,63 +270,41 @@ class ConvLSTMCell(keras.layers.Layer):
             "padding": self.padding,
             "data_format": self.data_format,
             "dilation_rate": self.dilation_rate,
-            "activation": keras.activations.serialize(self.activation),
-            "recurrent_activation": keras.activations.serialize(self.recurrent_activation),
-            "use_bias": self.use_bias,
             "use_peepholes": self.use_peepholes,
-            "unit_forget_bias": self.unit_forget_bias,
-            "dropout": self.dropout,
-            "recurrent_dropout": self.recurrent_dropout,
-            "seed": self.seed,
         }
-        for kind in ("kernel", "recurrent", "bias", "peephole"):
-            config[f"{kind}_initializer"] = keras.initializers.serialize(
-                getattr(self, f"{kind}_initializer")
-            )
-            config[f"{kind}_regularizer"] = keras.regularizers.serialize(
-                getattr(self, f"{kind}_regularizer")
-            )
-            config[f"{kind}_constraint"] = keras.constraints.serialize(
-                getattr(self, f"{kind}_constraint")
-            )
-        return {**super().get_config(), **config}
+        # The rank subclasses fix rank: their constructors, so their configs, leave it out.
+        return constructor_config(self, super().get_config(), arguments)
 
 
 @keras.saving.register_keras_serializable(package="seqlayers")
 class ConvLSTM1DCell(ConvLSTMCell):
     """One step of ``ConvLSTM1D``: ``ConvLSTMCell`` with ``rank=1`` (see it for the arguments)."""
 
+    @takes_parameters_of(ConvLSTMCell.__init__)
     def __init__(self, filters, kernel_size, **kwargs):
         super().__init__(1, filters, kernel_size, **kwargs)
-
-    def get_config(self):
-        return {key: value for key, value in super().get_config().items() if key != "rank"}
 
 
 @keras.saving.register_keras_serializable(package="seqlayers")
 class ConvLSTM2DCell(ConvLSTMCell):
     """One step of ``ConvLSTM2D``: ``ConvLSTMCell`` with ``rank=2`` (see it for the arguments)."""
 
+    @takes_parameters_of(ConvLSTMCell.__init__)
     def __init__(self, filters, kernel_size, **kwargs):
         super().__init__(2, filters, kernel_size, **kwargs)
-
-    def get_config(self):
-        return {key: value for key, value in super().get_config().items() if key != "rank"}
 
 
 @keras.saving.register_keras_serializable(package="seqlayers")
 class ConvLSTM3DCell(ConvLSTMCell):
     """One step of ``ConvLSTM3D``: ``ConvLSTMCell`` with ``rank=3`` (see it for the arguments)."""
 
+    @takes_parameters_of(ConvLSTMCell.__init__)
     def __init__(self, filters, kernel_size, **kwargs):
         super().__init__(3, filters, kernel_size, **kwargs)
 
-    def get_config(self):
-        return {key: value for key, value in super().get_config().items() if key != "rank"}
-
 
 @keras.saving.register_keras_serializable(package="seqlayers")
-class ConvLSTM(RNNWithSequenceDropout):
+class ConvLSTM(LSTMLayerBase):
     """Convolutional LSTM layer of any rank 1-3 (Shi et al., 2015), optionally with peepholes.
 
     Runs ``ConvLSTMCell`` (see it for the equations and the weight layout) over axis 1 of
@@ -510,17 +341,10 @@ class ConvLSTM(RNNWithSequenceDropout):
         kernel_regularizer, recurrent_regularizer, bias_regularizer, peephole_regularizer,
         kernel_constraint, recurrent_constraint, bias_constraint, peephole_constraint,
         dropout, recurrent_dropout, seed: as for ``ConvLSTMCell`` (same defaults).
-        activity_regularizer: default None, applied to the layer's output.
-        return_sequences: default False: return the output of every step, not only the last.
-        return_state: default False: also return the final ``h`` and ``c``.
-        go_backwards: default False: read the sequence backwards (and return the outputs in
-            that reversed order).
-        stateful: default False: the final states of a batch are the initial states of the
-            next one (needs a fixed batch size).
-        unroll: default False: unroll the loop over time in the graph (needs a fixed sequence
-            length).
-        **kwargs: base ``keras.layers.RNN`` arguments (``name``, ``dtype``,
-            ``zero_output_for_mask``, ...).
+        return_sequences, return_state, go_backwards, stateful, unroll, zero_output_for_mask,
+        activity_regularizer: as for ``PeepholeLSTM`` (``keras.layers.RNN``'s arguments, same
+            defaults; ``unroll`` needs a fixed sequence length).
+        **kwargs: base layer arguments (``name``, ``dtype``, ``trainable``).
 
     Call arguments:
         sequences: ``[batch, time, *spatial, channels]`` (channels_last) or
@@ -539,111 +363,27 @@ class ConvLSTM(RNNWithSequenceDropout):
     Example:
 
     >>> layer = ConvLSTM(2, filters=16, kernel_size=3, padding="same", use_peepholes=True)
-    >>> layer(np.zeros((2, 5, 32, 32, 3))).shape
-    TensorShape([2, 32, 32, 16])
+    >>> print(layer(keras.ops.zeros((2, 5, 32, 32, 3))).shape)
+    (2, 32, 32, 16)
     """
 
-    def __init__(
-        self,
-        rank,
-        filters,
-        kernel_size,
-        strides=1,
-        padding="valid",
-        data_format=None,
-        dilation_rate=1,
-        activation="tanh",
-        recurrent_activation="sigmoid",
-        use_bias=True,
-        use_peepholes=False,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        peephole_initializer="glorot_uniform",
-        unit_forget_bias=True,
-        kernel_regularizer=None,
-        recurrent_regularizer=None,
-        bias_regularizer=None,
-        peephole_regularizer=None,
-        activity_regularizer=None,
-        kernel_constraint=None,
-        recurrent_constraint=None,
-        bias_constraint=None,
-        peephole_constraint=None,
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        seed=None,
-        return_sequences=False,
-        return_state=False,
-        go_backwards=False,
-        stateful=False,
-        unroll=False,
-        **kwargs,
-    ):
-        cell = ConvLSTMCell(
-            rank,
-            filters,
-            kernel_size,
-            strides=strides,
-            padding=padding,
-            data_format=data_format,
-            dilation_rate=dilation_rate,
-            activation=activation,
-            recurrent_activation=recurrent_activation,
-            use_bias=use_bias,
-            use_peepholes=use_peepholes,
-            kernel_initializer=kernel_initializer,
-            recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer,
-            peephole_initializer=peephole_initializer,
-            unit_forget_bias=unit_forget_bias,
-            kernel_regularizer=kernel_regularizer,
-            recurrent_regularizer=recurrent_regularizer,
-            bias_regularizer=bias_regularizer,
-            peephole_regularizer=peephole_regularizer,
-            kernel_constraint=kernel_constraint,
-            recurrent_constraint=recurrent_constraint,
-            bias_constraint=bias_constraint,
-            peephole_constraint=peephole_constraint,
-            dropout=dropout,
-            recurrent_dropout=recurrent_dropout,
-            seed=seed,
-            name="conv_lstm_cell",
-            dtype=kwargs.get("dtype"),
-            trainable=kwargs.get("trainable", True),
-        )
+    @takes_parameters_of(ConvLSTMCell.__init__, keras.layers.RNN.__init__, LSTMLayerBase.__init__)
+    def __init__(self, rank, filters, kernel_size, **kwargs):
         super().__init__(
-            cell,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            go_backwards=go_backwards,
-            stateful=stateful,
-            unroll=unroll,
-            activity_regularizer=activity_regularizer,
-            **kwargs,
+            ConvLSTMCell, rank, filters, kernel_size, cell_name="conv_lstm_cell", **kwargs
         )
         self.input_spec = keras.layers.InputSpec(ndim=rank + 3)
 
-    def call(self, sequences, initial_state=None, mask=None, training=False):
-        # Read by loop_over_steps, within this call: do h and c start at zero?
-        self._starts_from_zero_state = initial_state is None and not self.stateful
-        return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
-
-    def inner_loop(self, sequences, initial_state, mask, training=False):
-        if isinstance(mask, (list, tuple)):
-            mask = mask[0]
-        return super().inner_loop(sequences, initial_state, time_step_mask(mask), training)
-
-    def loop_over_steps(self, sequences, states, mask):
+    def loop_over_steps(self, sequences, states, mask, starts_from_zero_state):
+        mask = time_step_mask(mask)
         steps = sequences.shape[1]
-        starts_from_zero = getattr(self, "_starts_from_zero_state", False)
         # A single step takes the loop, so that recurrent_kernel still gets a (zero) gradient.
         # So does an unrolled backward pass over a mask: Keras' unrolled loop zeroes masked
         # outputs in time order rather than in the reversed order it read them, and the same
         # quirk on the remaining steps alone would differ from it.
         unrolled_backwards_masked = self.unroll and self.go_backwards and mask is not None
-        if not starts_from_zero or steps is None or steps < 2 or unrolled_backwards_masked:
-            return super().loop_over_steps(sequences, states, mask)
+        if not starts_from_zero_state or steps is None or steps < 2 or unrolled_backwards_masked:
+            return super().loop_over_steps(sequences, states, mask, starts_from_zero_state)
         # The first step from the zero state, outside the loop: the cell skips the recurrent
         # convolution, which would convolve zeros.
         first, rest = (steps - 1, slice(0, -1)) if self.go_backwards else (0, slice(1, None))
@@ -657,7 +397,7 @@ class ConvLSTM(RNNWithSequenceDropout):
             c = ops.where(valid, c, ops.zeros_like(c))
             rest_mask = mask[:, rest]
         last_output, outputs, final_states = super().loop_over_steps(
-            sequences[:, rest], [h, c, *states[2:]], rest_mask
+            sequences[:, rest], [h, c, *states[2:]], rest_mask, starts_from_zero_state=False
         )
         if rest_mask is not None and not self.zero_output_for_mask:
             # At a masked step Keras' loop repeats its previous output, which would be the
@@ -694,17 +434,6 @@ class ConvLSTM(RNNWithSequenceDropout):
     def compute_mask(self, sequences, mask):
         return super().compute_mask(sequences, time_step_mask(keras.tree.flatten(mask)[0]))
 
-    def get_config(self):
-        config = super().get_config()
-        cell_config = config.pop("cell")["config"]
-        config.update({name: cell_config[name] for name in _CELL_ARGUMENTS})
-        config["activity_regularizer"] = keras.regularizers.serialize(self.activity_regularizer)
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
 
 @keras.saving.register_keras_serializable(package="seqlayers")
 class ConvLSTM1D(ConvLSTM):
@@ -720,15 +449,13 @@ class ConvLSTM1D(ConvLSTM):
 
     Example:
 
-    >>> ConvLSTM1D(8, 3, padding="same")(np.zeros((2, 5, 20, 3))).shape
-    TensorShape([2, 20, 8])
+    >>> print(ConvLSTM1D(8, 3, padding="same")(keras.ops.zeros((2, 5, 20, 3))).shape)
+    (2, 20, 8)
     """
 
+    @takes_parameters_of(ConvLSTM.__init__)
     def __init__(self, filters, kernel_size, **kwargs):
         super().__init__(1, filters, kernel_size, **kwargs)
-
-    def get_config(self):
-        return {key: value for key, value in super().get_config().items() if key != "rank"}
 
 
 @keras.saving.register_keras_serializable(package="seqlayers")
@@ -766,15 +493,20 @@ class ConvLSTM2D(ConvLSTM):
     Example:
 
     >>> layer = ConvLSTM2D(16, 3, padding="same", use_peepholes=True, return_sequences=True)
-    >>> layer(np.zeros((2, 5, 32, 32, 3))).shape
-    TensorShape([2, 5, 32, 32, 16])
+    >>> print(layer(keras.ops.zeros((2, 5, 32, 32, 3))).shape)
+    (2, 5, 32, 32, 16)
+
+    Strided, returning the final states too:
+
+    >>> layer = ConvLSTM2D(16, 3, strides=2, return_state=True)
+    >>> output, h, c = layer(keras.ops.zeros((2, 5, 32, 32, 3)))
+    >>> print(output.shape, h.shape, c.shape)
+    (2, 15, 15, 16) (2, 15, 15, 16) (2, 15, 15, 16)
     """
 
+    @takes_parameters_of(ConvLSTM.__init__)
     def __init__(self, filters, kernel_size, **kwargs):
         super().__init__(2, filters, kernel_size, **kwargs)
-
-    def get_config(self):
-        return {key: value for key, value in super().get_config().items() if key != "rank"}
 
 
 @keras.saving.register_keras_serializable(package="seqlayers")
@@ -792,12 +524,10 @@ class ConvLSTM3D(ConvLSTM):
 
     Example:
 
-    >>> ConvLSTM3D(8, 3, padding="same")(np.zeros((2, 5, 4, 8, 8, 3))).shape
-    TensorShape([2, 4, 8, 8, 8])
+    >>> print(ConvLSTM3D(8, 3, padding="same")(keras.ops.zeros((2, 5, 4, 8, 8, 3))).shape)
+    (2, 4, 8, 8, 8)
     """
 
+    @takes_parameters_of(ConvLSTM.__init__)
     def __init__(self, filters, kernel_size, **kwargs):
         super().__init__(3, filters, kernel_size, **kwargs)
-
-    def get_config(self):
-        return {key: value for key, value in super().get_config().items() if key != "rank"}

@@ -5,6 +5,9 @@ import math
 import keras
 from keras import ops
 
+from seqlayers._argument_checks import as_int_tuple, check_dropout_rate, check_positive_int
+from seqlayers._signatures import bound_call_arguments
+
 # Logit given to masked (query, key) pairs; the softmax runs in float32, where this is safe.
 _MASKED_LOGIT = -1e9
 
@@ -113,17 +116,22 @@ class MultiHeadAttention(keras.layers.Layer):
 
     Example:
 
-    >>> attention = MultiHeadAttention(num_heads=8, key_dim=64)
-    >>> x = keras.random.normal((2, 10, 512))
-    >>> tuple(attention(x, x, use_causal_mask=True).shape)
-    (2, 10, 512)
+    >>> attention = MultiHeadAttention(num_heads=4, key_dim=16)
+    >>> x = keras.random.normal((2, 10, 64))
+    >>> full = attention(x, x, use_causal_mask=True)
+    >>> print(full.shape)
+    (2, 10, 64)
 
     Incremental decoding, one step at a time, equal to the full causal pass:
 
     >>> cache = attention.empty_cache(batch_size=2, max_length=10)
+    >>> outputs = []
     >>> for step in range(10):
     ...     token = x[:, step : step + 1]
     ...     output, cache = attention(token, token, cache=cache, cache_update_index=step)
+    ...     outputs.append(output)
+    >>> print(bool(ops.all(ops.isclose(ops.concatenate(outputs, axis=1), full, atol=1e-5))))
+    True
     """
 
     def __init__(
@@ -143,15 +151,11 @@ class MultiHeadAttention(keras.layers.Layer):
         seed=None,
         **kwargs,
     ):
-        for argument, value in (("num_heads", num_heads), ("key_dim", key_dim)):
-            if not _is_positive_int(value):
-                raise ValueError(f"{argument} must be a positive integer, got {value!r}")
-        if value_dim is not None and not _is_positive_int(value_dim):
-            raise ValueError(f"value_dim must be a positive integer or None, got {value_dim!r}")
-        if isinstance(dropout, bool) or not (
-            isinstance(dropout, (int, float)) and 0 <= dropout < 1
-        ):
-            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+        check_positive_int("num_heads", num_heads)
+        check_positive_int("key_dim", key_dim)
+        if value_dim is not None:
+            check_positive_int("value_dim", value_dim)
+        check_dropout_rate("dropout", dropout)
         super().__init__(**kwargs)
         self.num_heads = num_heads
         self.key_dim = key_dim
@@ -159,7 +163,9 @@ class MultiHeadAttention(keras.layers.Layer):
         self.dropout = dropout
         self.use_bias = use_bias
         # Not `self.output_shape`: Keras layers use that name for something else.
-        self.projected_shape = _feature_shape(output_shape)
+        self.projected_shape = (
+            None if output_shape is None else as_int_tuple("output_shape", output_shape)
+        )
         self._output_shape_argument = output_shape
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
@@ -375,21 +381,10 @@ class MultiHeadAttention(keras.layers.Layer):
         context = ops.einsum("bnts,bsnh->btnh", dropped, values)
         return context, probabilities if return_scores else None
 
-    def compute_output_spec(
-        self,
-        query,
-        value,
-        key=None,
-        query_mask=None,
-        value_mask=None,
-        key_mask=None,
-        attention_mask=None,
-        return_attention_scores=False,
-        training=None,
-        use_causal_mask=False,
-        cache=None,
-        cache_update_index=None,
-    ):
+    def compute_output_spec(self, *args, **kwargs):
+        arguments = bound_call_arguments(self, args, kwargs)
+        query, value, cache = arguments["query"], arguments["value"], arguments["cache"]
+        return_attention_scores = arguments["return_attention_scores"]
         batch, query_length = query.shape[0], query.shape[1]
         output_features = self.projected_shape or (query.shape[-1],)
         results = (
@@ -423,21 +418,6 @@ class MultiHeadAttention(keras.layers.Layer):
             "bias_constraint": keras.constraints.serialize(self.bias_constraint),
             "seed": self.seed,
         }
-
-
-def _is_positive_int(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def _feature_shape(output_shape):
-    if output_shape is None:
-        return None
-    shape = (output_shape,) if isinstance(output_shape, int) else output_shape
-    if not isinstance(shape, (tuple, list)) or not shape or not all(map(_is_positive_int, shape)):
-        raise ValueError(
-            f"output_shape must be a positive integer or a tuple of them, got {output_shape!r}"
-        )
-    return tuple(shape)
 
 
 def _all_of(masks):

@@ -3,49 +3,13 @@
 import keras
 from keras import ops
 
-from seqlayers._argument_checks import check_dropout_rate, check_positive_int
-
-# The arguments of PeepholeLSTMCell that PeepholeLSTM forwards to its cell (and reports in its
-# config); everything else in the cell's config (name, dtype, trainable) belongs to the layer.
-_CELL_ARGUMENTS = (
-    "units",
-    "activation",
-    "recurrent_activation",
-    "use_bias",
-    "kernel_initializer",
-    "recurrent_initializer",
-    "bias_initializer",
-    "peephole_initializer",
-    "unit_forget_bias",
-    "kernel_regularizer",
-    "recurrent_regularizer",
-    "bias_regularizer",
-    "peephole_regularizer",
-    "kernel_constraint",
-    "recurrent_constraint",
-    "bias_constraint",
-    "peephole_constraint",
-    "dropout",
-    "recurrent_dropout",
-    "seed",
-)
-
-PEEPHOLE_WEIGHT_NAMES = (
-    "input_gate_peephole_weights",
-    "forget_gate_peephole_weights",
-    "output_gate_peephole_weights",
-)
-
-
-def dropout_keep_mask(like, rate, seed_generator):
-    """A dropout mask shaped like ``like``: 0 or ``1 / (1 - rate)``; ``None`` when rate is 0."""
-    if rate == 0:
-        return None
-    return keras.random.dropout(ops.ones_like(like), rate=rate, seed=seed_generator)
+from seqlayers._argument_checks import check_positive_int
+from seqlayers._lstm_base import LSTMCellBase, LSTMLayerBase
+from seqlayers._signatures import constructor_config, takes_parameters_of
 
 
 @keras.saving.register_keras_serializable(package="seqlayers")
-class PeepholeLSTMCell(keras.layers.Layer):
+class PeepholeLSTMCell(LSTMCellBase):
     """One step of a peephole LSTM: the gates also read the cell state (Gers et al., 2000).
 
     With ``σ`` the recurrent activation, ``tanh`` the activation and ``⊙`` the elementwise
@@ -108,72 +72,17 @@ class PeepholeLSTMCell(keras.layers.Layer):
     Example:
 
     >>> layer = keras.layers.RNN(PeepholeLSTMCell(16))
-    >>> layer(np.zeros((2, 10, 8))).shape
-    TensorShape([2, 16])
+    >>> print(layer(keras.ops.zeros((2, 10, 8))).shape)
+    (2, 16)
     """
 
-    def __init__(
-        self,
-        units,
-        activation="tanh",
-        recurrent_activation="sigmoid",
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        peephole_initializer="glorot_uniform",
-        unit_forget_bias=True,
-        kernel_regularizer=None,
-        recurrent_regularizer=None,
-        bias_regularizer=None,
-        peephole_regularizer=None,
-        kernel_constraint=None,
-        recurrent_constraint=None,
-        bias_constraint=None,
-        peephole_constraint=None,
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        seed=None,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
+    @takes_parameters_of(LSTMCellBase.__init__)
+    def __init__(self, units, **kwargs):
         check_positive_int("units", units)
-        check_dropout_rate("dropout", dropout)
-        check_dropout_rate("recurrent_dropout", recurrent_dropout)
+        super().__init__(**kwargs)
         self.units = units
-        self.activation = keras.activations.get(activation)
-        self.recurrent_activation = keras.activations.get(recurrent_activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.peephole_initializer = keras.initializers.get(peephole_initializer)
-        self.unit_forget_bias = unit_forget_bias
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = keras.regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.peephole_regularizer = keras.regularizers.get(peephole_regularizer)
-        self.kernel_constraint = keras.constraints.get(kernel_constraint)
-        self.recurrent_constraint = keras.constraints.get(recurrent_constraint)
-        self.bias_constraint = keras.constraints.get(bias_constraint)
-        self.peephole_constraint = keras.constraints.get(peephole_constraint)
-        self.dropout = float(dropout)
-        self.recurrent_dropout = float(recurrent_dropout)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
         self.state_size = [units, units]
         self.output_size = units
-
-    def _gate_bias_initializer(self, shape, dtype=None):
-        # [4 units]: bias_initializer for i, c, o; ones for f (unit_forget_bias).
-        units = shape[0] // 4
-        return ops.concatenate(
-            [
-                self.bias_initializer((units,), dtype=dtype),
-                ops.ones((units,), dtype=dtype),
-                self.bias_initializer((2 * units,), dtype=dtype),
-            ]
-        )
 
     def build(self, input_shape):
         input_dim = input_shape[-1]
@@ -181,54 +90,12 @@ class PeepholeLSTMCell(keras.layers.Layer):
             raise ValueError(
                 f"PeepholeLSTMCell needs a known input size, got input shape {input_shape}"
             )
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=(input_dim, 4 * self.units),
-            initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer,
-            constraint=self.kernel_constraint,
+        self.add_gate_weights(
+            kernel_shape=(input_dim, 4 * self.units),
+            recurrent_kernel_shape=(self.units, 4 * self.units),
+            peepholes=True,
         )
-        self.recurrent_kernel = self.add_weight(
-            name="recurrent_kernel",
-            shape=(self.units, 4 * self.units),
-            initializer=self.recurrent_initializer,
-            regularizer=self.recurrent_regularizer,
-            constraint=self.recurrent_constraint,
-        )
-        if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias",
-                shape=(4 * self.units,),
-                initializer=(
-                    self._gate_bias_initializer if self.unit_forget_bias else self.bias_initializer
-                ),
-                regularizer=self.bias_regularizer,
-                constraint=self.bias_constraint,
-            )
-        else:
-            self.bias = None
-        self.input_gate_peephole_weights = self._add_peephole_weight(PEEPHOLE_WEIGHT_NAMES[0])
-        self.forget_gate_peephole_weights = self._add_peephole_weight(PEEPHOLE_WEIGHT_NAMES[1])
-        self.output_gate_peephole_weights = self._add_peephole_weight(PEEPHOLE_WEIGHT_NAMES[2])
         self.built = True
-
-    def _add_peephole_weight(self, name):
-        return self.add_weight(
-            name=name,
-            shape=(self.units,),
-            initializer=self.peephole_initializer,
-            regularizer=self.peephole_regularizer,
-            constraint=self.peephole_constraint,
-        )
-
-    def dropout_masks(self, inputs, h, training):
-        """Dropout masks shaped like ``inputs`` and like ``h``; None where none applies."""
-        if not training:
-            return None, None
-        return (
-            dropout_keep_mask(inputs, self.dropout, self.seed_generator),
-            dropout_keep_mask(h, self.recurrent_dropout, self.seed_generator),
-        )
 
     def call(self, inputs, states, training=False):
         h_previous, c_previous = states[:2]
@@ -262,64 +129,11 @@ class PeepholeLSTMCell(keras.layers.Layer):
         return [ops.zeros((batch_size, self.units), dtype=self.compute_dtype) for _ in range(2)]
 
     def get_config(self):
-        config = {
-            "units": self.units,
-            "activation": keras.activations.serialize(self.activation),
-            "recurrent_activation": keras.activations.serialize(self.recurrent_activation),
-            "use_bias": self.use_bias,
-            "unit_forget_bias": self.unit_forget_bias,
-            "dropout": self.dropout,
-            "recurrent_dropout": self.recurrent_dropout,
-            "seed": self.seed,
-        }
-        for kind in ("kernel", "recurrent", "bias", "peephole"):
-            config[f"{kind}_initializer"] = keras.initializers.serialize(
-                getattr(self, f"{kind}_initializer")
-            )
-            config[f"{kind}_regularizer"] = keras.regularizers.serialize(
-                getattr(self, f"{kind}_regularizer")
-            )
-            config[f"{kind}_constraint"] = keras.constraints.serialize(
-                getattr(self, f"{kind}_constraint")
-            )
-        return {**super().get_config(), **config}
-
-
-class RNNWithSequenceDropout(keras.layers.RNN):
-    """Base class: a ``keras.layers.RNN`` that draws its cell's dropout masks once per sequence.
-
-    The cell provides ``dropout_masks(step_inputs, h, training)`` (masks shaped like one step's
-    inputs and like ``h``, None where none applies) and accepts the recurrent mask as a third
-    state after ``[h, c]``, which it applies to ``h`` and returns unchanged. The input mask
-    multiplies every step here, before the loop. (Keras' own hook for this is private.)
-    """
-
-    def inner_loop(self, sequences, initial_state, mask, training=False):
-        if isinstance(mask, (list, tuple)):
-            mask = mask[0]
-        input_mask, recurrent_mask = self.cell.dropout_masks(
-            sequences[:, 0], initial_state[0], training
-        )
-        if input_mask is not None:
-            sequences = sequences * ops.expand_dims(input_mask, 1)
-        states = list(initial_state)
-        if recurrent_mask is not None:
-            states.append(recurrent_mask)
-        last_output, outputs, final_states = self.loop_over_steps(sequences, states, mask)
-        return last_output, outputs, final_states[:2]
-
-    def loop_over_steps(self, sequences, states, mask):
-        """``keras.layers.RNN``'s loop over ``sequences`` (dropout applied): a subclass's hook.
-
-        ``states`` are ``[h, c]``, followed by the recurrent dropout mask if one applies.
-        Returns ``(last_output, outputs, final_states)`` as ``keras.layers.RNN.inner_loop``.
-        """
-        # training=False: the cell must not draw masks of its own at every step.
-        return super().inner_loop(sequences, states, mask, training=False)
+        return constructor_config(self, super().get_config(), {"units": self.units})
 
 
 @keras.saving.register_keras_serializable(package="seqlayers")
-class PeepholeLSTM(RNNWithSequenceDropout):
+class PeepholeLSTM(LSTMLayerBase):
     """Peephole LSTM layer (Gers et al., 2000): ``keras.layers.LSTM`` whose gates read the cell.
 
     Runs ``PeepholeLSTMCell`` (see its docstring for the equations and the weight layout) over
@@ -358,8 +172,9 @@ class PeepholeLSTM(RNNWithSequenceDropout):
             next one (needs a fixed batch size).
         unroll: default False: unroll the loop over time in the graph (needs a fixed sequence
             length; can speed up short sequences).
-        **kwargs: base ``keras.layers.RNN`` arguments (``name``, ``dtype``,
-            ``zero_output_for_mask``, ...).
+        zero_output_for_mask: default False: masked steps output zeros rather than repeat the
+            previous output (``keras.layers.Bidirectional`` sets it).
+        **kwargs: base layer arguments (``name``, ``dtype``, ``trainable``).
 
     Call arguments:
         sequences: ``[batch, time, input_dim]``.
@@ -374,86 +189,15 @@ class PeepholeLSTM(RNNWithSequenceDropout):
     Example:
 
     >>> layer = PeepholeLSTM(32, return_sequences=True)
-    >>> layer(np.zeros((4, 20, 8))).shape
-    TensorShape([4, 20, 32])
-    >>> keras.layers.Bidirectional(PeepholeLSTM(32))(np.zeros((4, 20, 8))).shape
-    TensorShape([4, 64])
+    >>> print(layer(keras.ops.zeros((4, 20, 8))).shape)
+    (4, 20, 32)
+    >>> print(keras.layers.Bidirectional(PeepholeLSTM(32))(keras.ops.zeros((4, 20, 8))).shape)
+    (4, 64)
     """
 
-    def __init__(
-        self,
-        units,
-        activation="tanh",
-        recurrent_activation="sigmoid",
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        peephole_initializer="glorot_uniform",
-        unit_forget_bias=True,
-        kernel_regularizer=None,
-        recurrent_regularizer=None,
-        bias_regularizer=None,
-        peephole_regularizer=None,
-        activity_regularizer=None,
-        kernel_constraint=None,
-        recurrent_constraint=None,
-        bias_constraint=None,
-        peephole_constraint=None,
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        seed=None,
-        return_sequences=False,
-        return_state=False,
-        go_backwards=False,
-        stateful=False,
-        unroll=False,
-        **kwargs,
-    ):
-        cell = PeepholeLSTMCell(
-            units,
-            activation=activation,
-            recurrent_activation=recurrent_activation,
-            use_bias=use_bias,
-            kernel_initializer=kernel_initializer,
-            recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer,
-            peephole_initializer=peephole_initializer,
-            unit_forget_bias=unit_forget_bias,
-            kernel_regularizer=kernel_regularizer,
-            recurrent_regularizer=recurrent_regularizer,
-            bias_regularizer=bias_regularizer,
-            peephole_regularizer=peephole_regularizer,
-            kernel_constraint=kernel_constraint,
-            recurrent_constraint=recurrent_constraint,
-            bias_constraint=bias_constraint,
-            peephole_constraint=peephole_constraint,
-            dropout=dropout,
-            recurrent_dropout=recurrent_dropout,
-            seed=seed,
-            name="peephole_lstm_cell",
-            dtype=kwargs.get("dtype"),
-            trainable=kwargs.get("trainable", True),
-        )
-        super().__init__(
-            cell,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            go_backwards=go_backwards,
-            stateful=stateful,
-            unroll=unroll,
-            activity_regularizer=activity_regularizer,
-            **kwargs,
-        )
+    @takes_parameters_of(
+        PeepholeLSTMCell.__init__, keras.layers.RNN.__init__, LSTMLayerBase.__init__
+    )
+    def __init__(self, units, **kwargs):
+        super().__init__(PeepholeLSTMCell, units, cell_name="peephole_lstm_cell", **kwargs)
         self.input_spec = keras.layers.InputSpec(ndim=3)
-
-    def get_config(self):
-        config = super().get_config()
-        cell_config = config.pop("cell")["config"]
-        config.update({name: cell_config[name] for name in _CELL_ARGUMENTS})
-        config["activity_regularizer"] = keras.regularizers.serialize(self.activity_regularizer)
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

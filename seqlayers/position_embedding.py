@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from seqlayers._argument_checks import check_positive_int
 from seqlayers.sinusoidal_positional_encoding import valid_step_positions
 
 
@@ -43,12 +44,13 @@ class PositionEmbedding(keras.layers.Layer):
 
     >>> tokens = keras.Input((None,), dtype="int32")
     >>> embedded = keras.layers.Embedding(1000, 64, mask_zero=True)(tokens)
-    >>> encoded = PositionEmbedding(max_length=512)(embedded)  # (batch, time, 64), mask kept
+    >>> encoded = PositionEmbedding(max_length=512)(embedded)
+    >>> print(encoded.shape)  # (batch, time, features), the mask kept
+    (None, None, 64)
     """
 
     def __init__(self, max_length, embeddings_initializer="glorot_uniform", **kwargs):
-        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length <= 0:
-            raise ValueError(f"max_length must be a positive integer, got {max_length!r}")
+        check_positive_int("max_length", max_length)
         super().__init__(**kwargs)
         self.max_length = max_length
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)

@@ -4,6 +4,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from seqlayers._argument_checks import check_positive_number
+
 
 def sinusoidal_encoding(length, depth, max_wavelength=10000, start_index=0, dtype="float32"):
     """The sinusoidal position table of Vaswani et al. (2017), interleaved.
@@ -28,8 +30,11 @@ def sinusoidal_encoding(length, depth, max_wavelength=10000, start_index=0, dtyp
 
     Example:
 
-    >>> tuple(sinusoidal_encoding(4, 6).shape)
+    >>> table = sinusoidal_encoding(4, 6)
+    >>> print(table.shape)
     (4, 6)
+    >>> print(ops.convert_to_numpy(table[0]))  # position 0: sin 0 = 0, cos 0 = 1
+    [0. 1. 0. 1. 0. 1.]
     """
     positions = ops.arange(length, dtype="float32") + ops.cast(start_index, "float32")
     return encode_positions(positions, depth, max_wavelength, dtype)
@@ -96,14 +101,13 @@ class SinusoidalPositionalEncoding(keras.layers.Layer):
 
     >>> tokens = keras.Input((None,), dtype="int32")
     >>> embedded = keras.layers.Embedding(1000, 64, mask_zero=True)(tokens)
-    >>> encoded = SinusoidalPositionalEncoding()(embedded)  # (batch, time, 64), mask kept
+    >>> encoded = SinusoidalPositionalEncoding()(embedded)
+    >>> print(encoded.shape)  # (batch, time, features), the mask kept
+    (None, None, 64)
     """
 
     def __init__(self, max_wavelength=10000, **kwargs):
-        if isinstance(max_wavelength, bool) or not (
-            isinstance(max_wavelength, (int, float)) and max_wavelength > 0
-        ):
-            raise ValueError(f"max_wavelength must be a positive number, got {max_wavelength!r}")
+        check_positive_number("max_wavelength", max_wavelength)
         super().__init__(**kwargs)
         self.max_wavelength = max_wavelength
         self.supports_masking = True

@@ -4,12 +4,7 @@ import keras
 from keras import ops
 
 from seqlayers._argument_checks import check_positive_int
-from seqlayers.tcn_block import (
-    TCNBlock,
-    check_tcn_arguments,
-    receptive_field,
-    zero_masked_steps,
-)
+from seqlayers.tcn_block import TCNBlock, TCNLayerBase, receptive_field, zero_masked_steps
 
 
 def last_valid_step(sequences, mask=None):
@@ -21,6 +16,14 @@ def last_valid_step(sequences, mask=None):
 
     Returns:
         ``[batch, channels]``.
+
+    Example:
+
+    >>> sequences = ops.reshape(ops.arange(6, dtype="float32"), (2, 3, 1))
+    >>> mask = ops.convert_to_tensor([[True, True, False], [False, False, False]])
+    >>> print(ops.convert_to_numpy(last_valid_step(sequences, mask)))
+    [[1.]
+     [0.]]
     """
     if mask is None:
         return sequences[:, -1]
@@ -34,7 +37,7 @@ def last_valid_step(sequences, mask=None):
 
 
 @keras.saving.register_keras_serializable(package="seqlayers")
-class TCN(keras.layers.Layer):
+class TCN(TCNLayerBase):
     """Temporal convolutional network: residual blocks with exponentially growing dilation.
 
     ``stacks`` repetitions of one ``TCNBlock`` per entry of ``dilations`` (Bai, Kolter & Koltun,
@@ -86,8 +89,8 @@ class TCN(keras.layers.Layer):
     >>> tcn = TCN(filters=64, kernel_size=3, dilations=(1, 2, 4, 8, 16, 32))
     >>> tcn.receptive_field
     253
-    >>> tcn(np.zeros((4, 512, 8))).shape
-    TensorShape([4, 512, 64])
+    >>> print(tcn(keras.ops.zeros((4, 512, 8))).shape)
+    (4, 512, 64)
     """
 
     def __init__(
@@ -105,8 +108,9 @@ class TCN(keras.layers.Layer):
         kernel_initializer="he_normal",
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        check_tcn_arguments(kernel_size, dropout, normalization, padding)
+        super().__init__(
+            kernel_size, dropout, normalization, padding, activation, kernel_initializer, **kwargs
+        )
         check_positive_int("stacks", stacks)
         dilations = [dilations] if isinstance(dilations, int) else list(dilations)
         if not dilations:
@@ -131,17 +135,10 @@ class TCN(keras.layers.Layer):
         else:
             check_positive_int("filters", filters)
         self.filters = filters
-        self.kernel_size = kernel_size
         self.dilations = dilations
         self.stacks = stacks
-        self.dropout = dropout
-        self.normalization = normalization
-        self.padding = padding
         self.return_sequences = return_sequences
         self.use_skip_connections = use_skip_connections
-        self.activation = keras.activations.get(activation)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.supports_masking = True
 
     @property
     def receptive_field(self) -> int:
@@ -201,14 +198,8 @@ class TCN(keras.layers.Layer):
         return {
             **super().get_config(),
             "filters": self.filters,
-            "kernel_size": self.kernel_size,
             "dilations": self.dilations,
             "stacks": self.stacks,
-            "dropout": self.dropout,
-            "normalization": self.normalization,
-            "padding": self.padding,
             "return_sequences": self.return_sequences,
             "use_skip_connections": self.use_skip_connections,
-            "activation": keras.activations.serialize(self.activation),
-            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
         }

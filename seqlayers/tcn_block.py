@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from seqlayers._argument_checks import check_dropout_rate, check_positive_int
+from seqlayers._argument_checks import check_dropout_rate, check_one_of, check_positive_int
 from seqlayers.weight_normalization import WeightNormalization
 
 NORMALIZATIONS = ("weight", "layer", "batch", None)
@@ -20,6 +20,11 @@ def receptive_field(kernel_size: int, dilations, stacks: int = 1) -> int:
         kernel_size: convolution kernel size ``k``.
         dilations: the dilation of each block in one stack (an int for a single block).
         stacks: how many times the dilations repeat.
+
+    Example:
+
+    >>> receptive_field(kernel_size=3, dilations=(1, 2, 4, 8))
+    61
     """
     if isinstance(dilations, int):
         dilations = (dilations,)
@@ -30,16 +35,6 @@ def receptive_field(kernel_size: int, dilations, stacks: int = 1) -> int:
     return 1 + 2 * (kernel_size - 1) * stacks * sum(dilations)
 
 
-def check_tcn_arguments(kernel_size, dropout, normalization, padding):
-    """Validates the arguments TCNBlock and TCN share."""
-    check_positive_int("kernel_size", kernel_size)
-    check_dropout_rate("dropout", dropout)
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
-    if padding not in PADDINGS:
-        raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
-
-
 def zero_masked_steps(sequences, mask):
     """Sets the steps where ``mask`` is False to zero; [batch, time, channels]."""
     if mask is None:
@@ -47,8 +42,42 @@ def zero_masked_steps(sequences, mask):
     return sequences * ops.expand_dims(ops.cast(mask, sequences.dtype), -1)
 
 
+class TCNLayerBase(keras.layers.Layer):
+    """What ``TCN`` and ``TCNBlock`` share: the convolutions' arguments, their checks, config.
+
+    The arguments are documented on the subclasses, which take them in their own order.
+    """
+
+    def __init__(
+        self, kernel_size, dropout, normalization, padding, activation, kernel_initializer, **kwargs
+    ):
+        check_positive_int("kernel_size", kernel_size)
+        check_dropout_rate("dropout", dropout)
+        check_one_of("normalization", normalization, NORMALIZATIONS)
+        check_one_of("padding", padding, PADDINGS)
+        super().__init__(**kwargs)
+        self.kernel_size = kernel_size
+        self.dropout = dropout
+        self.normalization = normalization
+        self.padding = padding
+        self.activation = keras.activations.get(activation)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.supports_masking = True
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "kernel_size": self.kernel_size,
+            "dropout": self.dropout,
+            "normalization": self.normalization,
+            "padding": self.padding,
+            "activation": keras.activations.serialize(self.activation),
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }
+
+
 @keras.saving.register_keras_serializable(package="seqlayers")
-class TCNBlock(keras.layers.Layer):
+class TCNBlock(TCNLayerBase):
     """Residual block of two dilated convolutions (Bai et al. 2018, Fig. 1b).
 
         x ─┬─ Conv1D(d) ─ norm ─ act ─ dropout ─ Conv1D(d) ─ norm ─ act ─ dropout ─(+)─ act ─ y
@@ -96,8 +125,8 @@ class TCNBlock(keras.layers.Layer):
     >>> block = TCNBlock(filters=32, kernel_size=3, dilation_rate=4)
     >>> block.receptive_field
     17
-    >>> block(np.zeros((2, 50, 8))).shape
-    TensorShape([2, 50, 32])
+    >>> print(block(keras.ops.zeros((2, 50, 8))).shape)
+    (2, 50, 32)
     """
 
     def __init__(
@@ -112,19 +141,13 @@ class TCNBlock(keras.layers.Layer):
         kernel_initializer="he_normal",
         **kwargs,
     ):
-        super().__init__(**kwargs)
         check_positive_int("filters", filters)
         check_positive_int("dilation_rate", dilation_rate)
-        check_tcn_arguments(kernel_size, dropout, normalization, padding)
+        super().__init__(
+            kernel_size, dropout, normalization, padding, activation, kernel_initializer, **kwargs
+        )
         self.filters = filters
-        self.kernel_size = kernel_size
         self.dilation_rate = dilation_rate
-        self.dropout = dropout
-        self.normalization = normalization
-        self.padding = padding
-        self.activation = keras.activations.get(activation)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.supports_masking = True
 
     @property
     def receptive_field(self) -> int:
@@ -214,11 +237,5 @@ class TCNBlock(keras.layers.Layer):
         return {
             **super().get_config(),
             "filters": self.filters,
-            "kernel_size": self.kernel_size,
             "dilation_rate": self.dilation_rate,
-            "dropout": self.dropout,
-            "normalization": self.normalization,
-            "padding": self.padding,
-            "activation": keras.activations.serialize(self.activation),
-            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
         }

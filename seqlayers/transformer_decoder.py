@@ -1,8 +1,8 @@
 """The Transformer decoder block, with a key/value cache for linear-time generation."""
 
 import keras
-from keras import ops
 
+from seqlayers._signatures import bound_call_arguments
 from seqlayers.transformer_encoder import TransformerBlock
 
 
@@ -47,11 +47,8 @@ class TransformerDecoder(TransformerBlock):
         num_heads: number of attention heads; must divide the feature size.
         dropout: dropout rate after each sub-block and on the attention probabilities.
             Defaults to 0.
-        activation: activation of the feed-forward network. Defaults to ``"relu"``.
-        layer_norm_epsilon: epsilon of the layer normalizations. Defaults to 1e-5.
-        normalize_first: pre-norm (True) or post-norm (False). Defaults to False.
-        kernel_initializer: initializer of all kernels. Defaults to ``"glorot_uniform"``.
-        bias_initializer: initializer of all biases. Defaults to ``"zeros"``.
+        activation, layer_norm_epsilon, normalize_first, kernel_initializer,
+        bias_initializer: as for ``TransformerEncoder`` (same defaults).
         **kwargs: base layer arguments (``name``, ``dtype``, ...).
 
     Call arguments:
@@ -78,14 +75,19 @@ class TransformerDecoder(TransformerBlock):
 
     >>> decoder = TransformerDecoder(intermediate_dim=128, num_heads=4)
     >>> target, source = keras.random.normal((2, 6, 64)), keras.random.normal((2, 9, 64))
-    >>> full = decoder(target, source)  # (2, 6, 64), one causal pass
+    >>> full = decoder(target, source)  # one causal pass
+    >>> print(full.shape)
+    (2, 6, 64)
+
+    The same outputs, one step at a time:
+
     >>> cache = decoder.empty_self_attention_cache(batch_size=2, max_length=6)
     >>> memory = decoder.compute_cross_attention_cache(source)
     >>> for step in range(6):
     ...     output, cache, memory = decoder(
     ...         target[:, step : step + 1], source, self_attention_cache=cache,
     ...         self_attention_cache_update_index=step, cross_attention_cache=memory)
-    ...     # output == full[:, step : step + 1]
+    ...     assert keras.ops.all(keras.ops.isclose(output, full[:, step : step + 1], atol=1e-5))
     """
 
     # Built in build() only when an encoder sequence is given.
@@ -156,8 +158,7 @@ class TransformerDecoder(TransformerBlock):
             decoder_masks = {"query_mask": decoder_padding_mask, "value_mask": decoder_padding_mask}
 
         # Causal self-attention.
-        residual = decoder_sequence
-        x = self.self_attention_norm(decoder_sequence) if self.normalize_first else decoder_sequence
+        x = self._sublayer_input(decoder_sequence, self.self_attention_norm)
         attended = self.self_attention(
             x,
             x,
@@ -170,9 +171,13 @@ class TransformerDecoder(TransformerBlock):
         )
         if self_attention_cache is not None:
             attended, self_attention_cache = attended
-        x = ops.add(residual, self.self_attention_dropout(attended, training=training))
-        if not self.normalize_first:
-            x = self.self_attention_norm(x)
+        x = self._sublayer_output(
+            decoder_sequence,
+            attended,
+            self.self_attention_norm,
+            self.self_attention_dropout,
+            training,
+        )
 
         # Cross-attention to the encoder sequence, under the encoder's padding mask.
         if self.cross_attention is not None:
@@ -183,11 +188,8 @@ class TransformerDecoder(TransformerBlock):
                 cross_masks["value_mask"] = encoder_padding_mask
             if decoder_padding_mask is not None:
                 cross_masks["query_mask"] = decoder_padding_mask
-            residual = x
-            if self.normalize_first:
-                x = self.cross_attention_norm(x)
             attended = self.cross_attention(
-                x,
+                self._sublayer_input(x, self.cross_attention_norm),
                 encoder_sequence,
                 cache=cross_attention_cache,
                 training=training,
@@ -195,9 +197,9 @@ class TransformerDecoder(TransformerBlock):
             )
             if cross_attention_cache is not None:
                 attended, cross_attention_cache = attended
-            x = ops.add(residual, self.cross_attention_dropout(attended, training=training))
-            if not self.normalize_first:
-                x = self.cross_attention_norm(x)
+            x = self._sublayer_output(
+                x, attended, self.cross_attention_norm, self.cross_attention_dropout, training
+            )
 
         x = self._feedforward(x, training)
 
@@ -207,27 +209,20 @@ class TransformerDecoder(TransformerBlock):
             return x, self_attention_cache
         return x, self_attention_cache, cross_attention_cache
 
-    def compute_output_spec(
-        self,
-        decoder_sequence,
-        encoder_sequence=None,
-        decoder_padding_mask=None,
-        encoder_padding_mask=None,
-        decoder_attention_mask=None,
-        self_attention_cache=None,
-        self_attention_cache_update_index=None,
-        cross_attention_cache=None,
-        training=None,
-    ):
+    def compute_output_spec(self, *args, **kwargs):
+        arguments = bound_call_arguments(self, args, kwargs)
+        decoder_sequence = arguments["decoder_sequence"]
+        self_attention_cache = arguments["self_attention_cache"]
         output = keras.KerasTensor(decoder_sequence.shape, dtype=self.compute_dtype)
         if self_attention_cache is None:
             return output
         self_cache = keras.KerasTensor(self_attention_cache.shape, dtype=self.compute_dtype)
         if self.cross_attention is None:
             return output, self_cache
-        if cross_attention_cache is not None:
-            cross_shape = cross_attention_cache.shape
+        if arguments["cross_attention_cache"] is not None:
+            cross_shape = arguments["cross_attention_cache"].shape
         else:
+            encoder_sequence = arguments["encoder_sequence"]
             cross_shape = (
                 encoder_sequence.shape[0],
                 2,

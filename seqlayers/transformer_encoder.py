@@ -3,22 +3,16 @@
 import keras
 from keras import ops
 
+from seqlayers._argument_checks import check_dropout_rate, check_positive_int, check_positive_number
 from seqlayers.multi_head_attention import MultiHeadAttention
 
 
 def validate_block_arguments(intermediate_dim, num_heads, dropout, layer_norm_epsilon):
     """Argument checks shared by the encoder and decoder blocks."""
-    for argument, value in (("intermediate_dim", intermediate_dim), ("num_heads", num_heads)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{argument} must be a positive integer, got {value!r}")
-    if isinstance(dropout, bool) or not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
-        raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
-    if isinstance(layer_norm_epsilon, bool) or not (
-        isinstance(layer_norm_epsilon, (int, float)) and layer_norm_epsilon > 0
-    ):
-        raise ValueError(
-            f"layer_norm_epsilon must be a positive number, got {layer_norm_epsilon!r}"
-        )
+    check_positive_int("intermediate_dim", intermediate_dim)
+    check_positive_int("num_heads", num_heads)
+    check_dropout_rate("dropout", dropout)
+    check_positive_number("layer_norm_epsilon", layer_norm_epsilon)
 
 
 def head_size(hidden_dim, num_heads):
@@ -104,16 +98,25 @@ class TransformerBlock(keras.layers.Layer):
             "feedforward", input_shape
         )
 
+    # Every sub-block s (attention, feed-forward) is wired the same way around its layer norm:
+    # pre-norm x + Dropout(s(LayerNorm(x))), post-norm LayerNorm(x + Dropout(s(x))).
+
+    def _sublayer_input(self, x, norm):
+        """What a sub-block reads: ``x``, layer-normalized first with ``normalize_first``."""
+        return norm(x) if self.normalize_first else x
+
+    def _sublayer_output(self, residual, output, norm, dropout, training):
+        """``residual + Dropout(output)``, layer-normalized after the sum without it."""
+        x = ops.add(residual, dropout(output, training=training))
+        return x if self.normalize_first else norm(x)
+
     def _feedforward(self, x, training):
         """The position-wise feed-forward network with its residual and layer norm."""
-        residual = x
-        if self.normalize_first:
-            x = self.feedforward_norm(x)
-        x = self.output_dense(self.intermediate_dense(x))
-        x = ops.add(residual, self.feedforward_dropout(x, training=training))
-        if not self.normalize_first:
-            x = self.feedforward_norm(x)
-        return x
+        hidden = self._sublayer_input(x, self.feedforward_norm)
+        hidden = self.output_dense(self.intermediate_dense(hidden))
+        return self._sublayer_output(
+            x, hidden, self.feedforward_norm, self.feedforward_dropout, training
+        )
 
     def get_config(self):
         return {
@@ -177,7 +180,9 @@ class TransformerEncoder(TransformerBlock):
 
     >>> tokens = keras.Input((None,), dtype="int32")
     >>> x = keras.layers.Embedding(1000, 64, mask_zero=True)(tokens)
-    >>> x = TransformerEncoder(intermediate_dim=128, num_heads=4)(x)  # (batch, time, 64)
+    >>> x = TransformerEncoder(intermediate_dim=128, num_heads=4)(x)
+    >>> print(x.shape)  # (batch, time, features), the mask kept
+    (None, None, 64)
     """
 
     def build(self, input_shape):
@@ -195,12 +200,13 @@ class TransformerEncoder(TransformerBlock):
             {} if padding_mask is None else {"query_mask": padding_mask, "value_mask": padding_mask}
         )
 
-        residual = inputs
-        x = self.self_attention_norm(inputs) if self.normalize_first else inputs
-        x = self.self_attention(x, x, attention_mask=attention_mask, training=training, **masks)
-        x = ops.add(residual, self.self_attention_dropout(x, training=training))
-        if not self.normalize_first:
-            x = self.self_attention_norm(x)
+        x = self._sublayer_input(inputs, self.self_attention_norm)
+        attended = self.self_attention(
+            x, x, attention_mask=attention_mask, training=training, **masks
+        )
+        x = self._sublayer_output(
+            inputs, attended, self.self_attention_norm, self.self_attention_dropout, training
+        )
         return self._feedforward(x, training)
 
     def compute_output_shape(self, input_shape):

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from seqlayers._argument_checks import check_positive_number
+
 
 @keras.saving.register_keras_serializable(package="seqlayers")
 class WeightNormalization(keras.layers.Wrapper):
@@ -40,14 +42,13 @@ class WeightNormalization(keras.layers.Wrapper):
     Example:
 
     >>> conv = WeightNormalization(keras.layers.Conv1D(16, 3, padding="causal"))
-    >>> conv(np.zeros((2, 10, 4))).shape
-    TensorShape([2, 10, 16])
+    >>> print(conv(keras.ops.zeros((2, 10, 4))).shape)
+    (2, 10, 16)
     """
 
     def __init__(self, layer, epsilon=1e-12, **kwargs):
+        check_positive_number("epsilon", epsilon)
         super().__init__(layer, **kwargs)
-        if epsilon <= 0:
-            raise ValueError(f"epsilon must be positive, got {epsilon!r}")
         self.epsilon = epsilon
 
     def build(self, input_shape=None):

@@ -135,7 +135,7 @@ def test_dependencies_are_pinned_as_designed():
     for pin in (
         "tensorflow>=2.21,<2.22",
         "tensorflow-text>=2.21,<2.22",
-        "keras>=3.12,<4",
+        "keras>=3.15.1,<3.16",
         "keras-tuner>=1.4.8,<1.5",
     ):
         assert pin in requirements

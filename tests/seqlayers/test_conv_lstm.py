@@ -1,10 +1,13 @@
 """ConvLSTM1D/2D/3D: the kit, keras.layers.ConvLSTM2D, a NumPy reference with peepholes."""
 
+import inspect
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from seqlayers._lstm_base import PEEPHOLE_WEIGHT_NAMES
 from seqlayers.conv_lstm import (
     ConvLSTM1D,
     ConvLSTM2D,
@@ -12,7 +15,6 @@ from seqlayers.conv_lstm import (
     ConvLSTM3D,
     ConvLSTMCell,
 )
-from seqlayers.peephole_lstm import PEEPHOLE_WEIGHT_NAMES
 from tests.layer_checks import (
     LayerUnderTest,
     check_config_round_trip,
@@ -536,3 +538,19 @@ def test_invalid_arguments_are_named(kwargs, message):
 def test_input_too_small_for_the_kernel_is_reported():
     with pytest.raises(ValueError, match="too small"):
         ConvLSTM2D(2, 5)(np.zeros((1, 2, 3, 3, 1), "float32"))
+
+
+def test_rank_subclasses_take_every_argument_but_rank():
+    for layer_cls in (ConvLSTM2D, ConvLSTM2DCell):
+        parameters = inspect.signature(layer_cls).parameters
+        assert list(parameters)[:3] == ["filters", "kernel_size", "strides"]
+        assert "rank" not in parameters
+        assert parameters["use_peepholes"].default is False
+    assert "return_state" in inspect.signature(ConvLSTM2D).parameters
+    assert "rank" not in ConvLSTM2DCell(2, 3).get_config()
+    assert ConvLSTMCell(2, 2, 3).get_config()["rank"] == 2
+
+
+def test_unknown_argument_is_a_type_error_that_names_it():
+    with pytest.raises(TypeError, match=r"ConvLSTM2D got unexpected .*'use_peephole'"):
+        ConvLSTM2D(2, 3, use_peephole=True)

@@ -399,7 +399,7 @@ def test_cache_misuse_is_reported():
         ({"num_heads": 0, "key_dim": 4}, "num_heads must be a positive integer, got 0"),
         ({"num_heads": 2, "key_dim": 4.0}, "key_dim must be a positive integer, got 4.0"),
         ({"num_heads": 2, "key_dim": 4, "value_dim": -1}, "value_dim must be"),
-        ({"num_heads": 2, "key_dim": 4, "dropout": 1.0}, "dropout must be a number in"),
+        ({"num_heads": 2, "key_dim": 4, "dropout": 1.0}, "dropout must be a float in"),
         ({"num_heads": 2, "key_dim": 4, "output_shape": (0,)}, "output_shape must be"),
     ],
 )

@@ -1,11 +1,14 @@
 """PeepholeLSTM and PeepholeLSTMCell: the kit, keras.layers.LSTM, a NumPy reference, dropout."""
 
+import inspect
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from seqlayers.peephole_lstm import PEEPHOLE_WEIGHT_NAMES, PeepholeLSTM, PeepholeLSTMCell
+from seqlayers._lstm_base import PEEPHOLE_WEIGHT_NAMES
+from seqlayers.peephole_lstm import PeepholeLSTM, PeepholeLSTMCell
 from tests.layer_checks import (
     LayerUnderTest,
     check_export_in_fresh_process,
@@ -304,3 +307,18 @@ def test_config_holds_the_cell_arguments_once():
     rebuilt = PeepholeLSTM.from_config(config)
     assert rebuilt.cell.dropout == 0.1
     assert rebuilt.get_config() == config
+
+
+def test_unknown_argument_is_a_type_error_that_names_it():
+    with pytest.raises(TypeError, match=r"PeepholeLSTM got unexpected .*'recurent_dropout'"):
+        PeepholeLSTM(3, recurent_dropout=0.1)
+
+
+def test_signature_lists_the_cell_and_rnn_arguments_with_their_defaults():
+    # The layer takes the cell's arguments as **kwargs; help() and inspect still list them.
+    parameters = inspect.signature(PeepholeLSTM).parameters
+    assert list(parameters)[:3] == ["units", "activation", "recurrent_activation"]
+    assert parameters["peephole_initializer"].default == "glorot_uniform"
+    assert parameters["return_sequences"].default is False
+    assert parameters["activity_regularizer"].default is None
+    assert list(inspect.signature(PeepholeLSTMCell).parameters)[:2] == ["units", "activation"]

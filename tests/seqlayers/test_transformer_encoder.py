@@ -104,7 +104,7 @@ def test_explicit_padding_mask_equals_the_keras_mask():
     [
         ({"intermediate_dim": 0, "num_heads": 2}, "intermediate_dim must be a positive integer"),
         ({"intermediate_dim": 8, "num_heads": 2.0}, "num_heads must be a positive integer"),
-        ({"intermediate_dim": 8, "num_heads": 2, "dropout": -0.1}, "dropout must be a number"),
+        ({"intermediate_dim": 8, "num_heads": 2, "dropout": -0.1}, "dropout must be a float"),
         ({"intermediate_dim": 8, "num_heads": 2, "layer_norm_epsilon": 0}, "layer_norm_epsilon"),
     ],
 )
