@@ -204,8 +204,10 @@ def test_a_run_that_finished_training_is_not_trained_again(resumed_run, capsys):
     run_dir, _, _ = resumed_run
     (run_dir / "metrics.json").unlink()  # as if killed after training, before the metrics
     model_time = (run_dir / "model.keras").stat().st_mtime_ns
-    assert seqapps(*TRAIN, "--out", run_dir) == 0
+    assert seqapps(*TRAIN, "--out", run_dir, "--json") == 0
     output = capsys.readouterr().out
     assert "resuming bag" in output and "epoch " not in output
     assert (run_dir / "model.keras").stat().st_mtime_ns == model_time
-    assert json.loads((run_dir / "metrics.json").read_text())["examples"] == 200
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["examples"] == 200
+    assert json.loads(output.strip().splitlines()[-1]) == metrics  # --json: the last line
