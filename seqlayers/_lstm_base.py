@@ -10,7 +10,7 @@ import keras
 from keras import ops
 
 from seqlayers._argument_checks import check_dropout_rate
-from seqlayers._signatures import constructor_config, parameter_names
+from seqlayers._signatures import constructor_config, parameter_names, pop_arguments_of
 
 PEEPHOLE_WEIGHT_NAMES = (
     "input_gate_peephole_weights",
@@ -193,11 +193,7 @@ class LSTMLayerBase(keras.layers.RNN):
     """
 
     def __init__(self, cell_class, *cell_args, cell_name, activity_regularizer=None, **kwargs):
-        cell_arguments = {
-            name: kwargs.pop(name)
-            for name in parameter_names(cell_class.__init__)
-            if name in kwargs
-        }
+        cell_arguments = pop_arguments_of(cell_class.__init__, kwargs)
         unknown = sorted(set(kwargs) - _LAYER_ARGUMENTS)
         if unknown:
             raise TypeError(
