@@ -149,6 +149,15 @@ class LSTMCellBase(keras.layers.Layer):
             return input_mask, None
         return input_mask, dropout_keep_mask(h, self.recurrent_dropout, self.seed_generator)
 
+    def quantize(self, mode=None, type_check=True, config=None):
+        # keras.layers.LSTMCell and Keras' ConvLSTMCell have no quantization either (Keras
+        # 3.15). model.quantize() turns this error into a warning and leaves the cell's weights
+        # as they are, as it does for theirs, and still quantizes the model's other layers.
+        raise NotImplementedError(
+            f"{type(self).__name__} {self.name!r} has no {mode!r} quantization, nor have "
+            f"Keras' LSTM and ConvLSTM cells: its weights stay {self.variable_dtype}"
+        )
+
     def get_config(self):
         config = {
             "activation": keras.activations.serialize(self.activation),
