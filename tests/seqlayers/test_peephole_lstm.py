@@ -340,6 +340,9 @@ def test_takes_every_argument_of_keras_lstm_with_its_default():
     # keras.layers.LSTM takes `implementation` through **kwargs, for its cell; so do ours.
     assert ours["implementation"].default == 2
     assert inspect.signature(PeepholeLSTMCell).parameters["implementation"].default == 2
+    # All but units by keyword: a positional argument beyond it fails rather than land elsewhere.
+    with pytest.raises(TypeError):
+        PeepholeLSTM(4, "relu")
 
 
 @pytest.mark.parametrize(
