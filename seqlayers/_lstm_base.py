@@ -10,7 +10,7 @@ import keras
 from keras import ops
 
 from seqlayers._argument_checks import check_dropout_rate
-from seqlayers._signatures import constructor_config, parameter_names
+from seqlayers._signatures import constructor_config, parameter_names, pop_arguments_of
 
 PEEPHOLE_WEIGHT_NAMES = (
     "input_gate_peephole_weights",
@@ -149,6 +149,15 @@ class LSTMCellBase(keras.layers.Layer):
             return input_mask, None
         return input_mask, dropout_keep_mask(h, self.recurrent_dropout, self.seed_generator)
 
+    def quantize(self, mode=None, type_check=True, config=None):
+        # keras.layers.LSTMCell and Keras' ConvLSTMCell have no quantization either (Keras
+        # 3.15). model.quantize() turns this error into a warning and leaves the cell's weights
+        # as they are, as it does for theirs, and still quantizes the model's other layers.
+        raise NotImplementedError(
+            f"{type(self).__name__} {self.name!r} has no {mode!r} quantization, nor have "
+            f"Keras' LSTM and ConvLSTM cells: its weights stay {self.variable_dtype}"
+        )
+
     def get_config(self):
         config = {
             "activation": keras.activations.serialize(self.activation),
@@ -193,11 +202,7 @@ class LSTMLayerBase(keras.layers.RNN):
     """
 
     def __init__(self, cell_class, *cell_args, cell_name, activity_regularizer=None, **kwargs):
-        cell_arguments = {
-            name: kwargs.pop(name)
-            for name in parameter_names(cell_class.__init__)
-            if name in kwargs
-        }
+        cell_arguments = pop_arguments_of(cell_class.__init__, kwargs)
         unknown = sorted(set(kwargs) - _LAYER_ARGUMENTS)
         if unknown:
             raise TypeError(

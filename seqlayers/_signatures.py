@@ -53,6 +53,11 @@ def parameter_names(function):
     ]
 
 
+def pop_arguments_of(function, kwargs):
+    """The entries of ``kwargs`` that ``function`` takes by name, removed from ``kwargs``."""
+    return {name: kwargs.pop(name) for name in parameter_names(function) if name in kwargs}
+
+
 def constructor_config(layer, base_config, arguments):
     """``base_config`` and the entries of ``arguments`` that ``layer``'s constructor names."""
     names = parameter_names(type(layer).__init__)

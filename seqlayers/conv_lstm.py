@@ -131,8 +131,9 @@ class ConvLSTMCell(LSTMCellBase):
         strides_tuple = as_int_tuple("strides", strides, rank)
         dilation_rate_tuple = as_int_tuple("dilation_rate", dilation_rate, rank)
         if max(strides_tuple) > 1 and max(dilation_rate_tuple) > 1:
+            # Keras' own wording, so that code matching its message works with these layers too.
             raise ValueError(
-                "strides above 1 exclude dilation rates above 1, got "
+                "Specifying `strides > 1` is not compatible with `dilation_rate > 1`, got "
                 f"strides={strides!r} and dilation_rate={dilation_rate!r}"
             )
         check_one_of("padding", padding, PADDINGS)

@@ -5,7 +5,30 @@ from keras import ops
 
 from seqlayers._argument_checks import check_positive_int
 from seqlayers._lstm_base import LSTMCellBase, LSTMLayerBase
-from seqlayers._signatures import constructor_config, takes_parameters_of
+from seqlayers._signatures import constructor_config, pop_arguments_of, takes_parameters_of
+
+# keras.layers.LSTM's two arguments that choose how it computes, not what: taken so that code
+# written for it runs unchanged. Each function is both a signature source for
+# takes_parameters_of (where the default is written, once) and the argument's check.
+
+
+def lstm_implementation(*, implementation=2):
+    """``implementation`` of ``keras.layers.LSTMCell``, checked: 1 or 2."""
+    if isinstance(implementation, bool) or implementation not in (1, 2):
+        raise ValueError(f"implementation must be 1 or 2, got {implementation!r}")
+    return implementation
+
+
+def lstm_use_cudnn(*, use_cudnn="auto"):
+    """``use_cudnn`` of ``keras.layers.LSTM``, checked: ``"auto"`` or False; True is an error."""
+    if use_cudnn is True:
+        raise ValueError(
+            "use_cudnn=True asks for cuDNN's LSTM kernel, which has no peephole connections; "
+            "PeepholeLSTM always runs its own loop: pass use_cudnn='auto' or False"
+        )
+    if use_cudnn is not False and use_cudnn != "auto":
+        raise ValueError(f"use_cudnn must be 'auto' or False, got {use_cudnn!r}")
+    return use_cudnn
 
 
 @keras.saving.register_keras_serializable(package="seqlayers")
@@ -57,6 +80,10 @@ class PeepholeLSTMCell(LSTMCellBase):
         recurrent_dropout: float in [0, 1), default 0: dropout on ``h_{t-1}`` where it enters
             the gates (Gal & Ghahramani 2016).
         seed: int or None, seed of the dropout masks.
+        implementation: 1 or 2, default 2, as for ``keras.layers.LSTMCell``, where it chooses
+            between four products per gate group (1) and one fused product (2), a performance
+            hint that does not change the function. Accepted and kept in the config; this cell
+            always computes the fused product.
         **kwargs: base layer arguments (``name``, ``dtype``, ...).
 
     Call arguments:
@@ -76,11 +103,13 @@ class PeepholeLSTMCell(LSTMCellBase):
     (2, 16)
     """
 
-    @takes_parameters_of(LSTMCellBase.__init__)
+    @takes_parameters_of(LSTMCellBase.__init__, lstm_implementation)
     def __init__(self, units, **kwargs):
         check_positive_int("units", units)
+        implementation = lstm_implementation(**pop_arguments_of(lstm_implementation, kwargs))
         super().__init__(**kwargs)
         self.units = units
+        self.implementation = implementation
         self.state_size = [units, units]
         self.output_size = units
 
@@ -129,7 +158,8 @@ class PeepholeLSTMCell(LSTMCellBase):
         return [ops.zeros((batch_size, self.units), dtype=self.compute_dtype) for _ in range(2)]
 
     def get_config(self):
-        return constructor_config(self, super().get_config(), {"units": self.units})
+        arguments = {"units": self.units, "implementation": self.implementation}
+        return constructor_config(self, super().get_config(), arguments)
 
 
 @keras.saving.register_keras_serializable(package="seqlayers")
@@ -139,9 +169,10 @@ class PeepholeLSTM(LSTMLayerBase):
     Runs ``PeepholeLSTMCell`` (see its docstring for the equations and the weight layout) over
     the time axis. It is a ``keras.layers.RNN``, so ``return_sequences``, ``return_state``,
     ``go_backwards``, ``stateful``, ``initial_state`` and ``keras.layers.Bidirectional`` behave
-    as for ``keras.layers.LSTM``. Unlike ``keras.layers.LSTM`` it never switches to cuDNN: the
-    same portable loop runs on every device, trains under XLA, and exports to a SavedModel that
-    serves on CPU-only machines.
+    as for ``keras.layers.LSTM``. It takes every argument of ``keras.layers.LSTM`` (all but
+    ``units`` by keyword). Unlike ``keras.layers.LSTM`` it never switches to cuDNN, which has
+    no peephole kernel: the same portable loop runs on every device, trains under XLA, and
+    exports to a SavedModel that serves on CPU-only machines.
 
     Dropout masks (inputs and recurrent state) are drawn once per sequence and reused at
     every step (Gal & Ghahramani, 2016), as in ``keras.layers.LSTM``.
@@ -161,8 +192,8 @@ class PeepholeLSTM(LSTMLayerBase):
         recurrent_initializer, bias_initializer, peephole_initializer, unit_forget_bias,
         kernel_regularizer, recurrent_regularizer, bias_regularizer, peephole_regularizer,
         kernel_constraint, recurrent_constraint, bias_constraint, peephole_constraint,
-        dropout, recurrent_dropout, seed: as for ``PeepholeLSTMCell`` (same defaults).
-            ``dropout`` and ``recurrent_dropout`` masks are drawn once per sequence.
+        dropout, recurrent_dropout, seed, implementation: as for ``PeepholeLSTMCell`` (same
+            defaults). ``dropout`` and ``recurrent_dropout`` masks are drawn once per sequence.
         activity_regularizer: default None, applied to the layer's output.
         return_sequences: default False: return the output of every step, not only the last.
         return_state: default False: also return the final ``h`` and ``c``.
@@ -174,6 +205,9 @@ class PeepholeLSTM(LSTMLayerBase):
             length; can speed up short sequences).
         zero_output_for_mask: default False: masked steps output zeros rather than repeat the
             previous output (``keras.layers.Bidirectional`` sets it).
+        use_cudnn: ``"auto"`` (default) or False, as accepted by ``keras.layers.LSTM``: both
+            run the layer's own loop, on every device. True, with which ``keras.layers.LSTM``
+            demands its cuDNN kernel, is a ValueError: that kernel has no peepholes.
         **kwargs: base layer arguments (``name``, ``dtype``, ``trainable``).
 
     Call arguments:
@@ -196,8 +230,16 @@ class PeepholeLSTM(LSTMLayerBase):
     """
 
     @takes_parameters_of(
-        PeepholeLSTMCell.__init__, keras.layers.RNN.__init__, LSTMLayerBase.__init__
+        PeepholeLSTMCell.__init__,
+        keras.layers.RNN.__init__,
+        LSTMLayerBase.__init__,
+        lstm_use_cudnn,
     )
     def __init__(self, units, **kwargs):
+        use_cudnn = lstm_use_cudnn(**pop_arguments_of(lstm_use_cudnn, kwargs))
         super().__init__(PeepholeLSTMCell, units, cell_name="peephole_lstm_cell", **kwargs)
         self.input_spec = keras.layers.InputSpec(ndim=3)
+        self.use_cudnn = use_cudnn
+
+    def get_config(self):
+        return constructor_config(self, super().get_config(), {"use_cudnn": self.use_cudnn})

@@ -28,6 +28,14 @@ class WeightNormalization(keras.layers.Wrapper):
     ``keras.StatelessScope``, so gradients reach ``v`` and ``g`` and the layer stays
     XLA-compilable and exportable. The norm is computed in float32 under mixed precision.
 
+    Quantization: ``model.quantize("int8")`` quantizes a wrapped layer that Keras quantizes
+    (``keras.layers.Dense``): its kernel becomes ``q`` (int8) with one scale ``s`` per output
+    unit, ``v ≈ q / s``. The wrapper then computes with ``w = g * q / ||q||``, the
+    normalization of the quantized direction, by handing the layer the scale ``||q|| / g``
+    instead of ``s``: the int8 product stays int8. A layer Keras does not quantize
+    (``keras.layers.Conv1D`` in Keras 3.15) stays float, with Keras' warning. Other modes
+    (int4, float8, GPTQ, AWQ) are a NotImplementedError when the wrapper is called.
+
     Args:
         layer: a layer with a ``kernel`` variable whose last axis is its output units, such as
             ``keras.layers.Conv1D`` or ``keras.layers.Dense``.
@@ -72,14 +80,38 @@ class WeightNormalization(keras.layers.Wrapper):
         squared_norm = ops.sum(ops.square(kernel), axis=tuple(range(len(kernel.shape) - 1)))
         return ops.sqrt(ops.maximum(squared_norm, self.epsilon**2))
 
+    def _check_quantization_mode(self):
+        mode = self.layer.quantization_mode
+        scale = getattr(self.layer, "kernel_scale", None)
+        if mode not in (None, "int8") or (
+            mode == "int8" and tuple(getattr(scale, "shape", ())) != tuple(self.magnitude.shape)
+        ):
+            raise NotImplementedError(
+                f"WeightNormalization {self.name!r} normalizes a float kernel, or an int8 one "
+                "with one scale per output unit (keras.layers.Dense's), but its layer "
+                f"{self.layer.name!r} is quantized to {mode!r}"
+            )
+        return mode
+
     def normalized_kernel(self):
-        """The kernel the wrapped layer computes with, ``g * v / ||v||`` (float32)."""
+        """The kernel the wrapped layer computes with, ``g * v / ||v||`` (float32).
+
+        For a layer quantized to int8, ``g * q / ||q||`` (see the class docstring).
+        """
+        self._check_quantization_mode()
         direction = ops.cast(self.layer.kernel, "float32")
         scale = ops.cast(self.magnitude, "float32") / self._kernel_norm(direction)
         return direction * scale
 
     def call(self, inputs, *args, **kwargs):
-        with keras.StatelessScope(state_mapping=[(self.layer.kernel, self.normalized_kernel())]):
+        if self._check_quantization_mode() == "int8":
+            # The int8 layer computes with q / kernel_scale: the scale ||q|| / g makes that
+            # g * q / ||q||, and q stays int8. [units]
+            scale = self._kernel_norm(self.layer.kernel) / ops.cast(self.magnitude, "float32")
+            state_mapping = [(self.layer.kernel_scale, scale)]
+        else:
+            state_mapping = [(self.layer.kernel, self.normalized_kernel())]
+        with keras.StatelessScope(state_mapping=state_mapping):
             return self.layer(inputs, *args, **kwargs)
 
     def compute_output_shape(self, input_shape):

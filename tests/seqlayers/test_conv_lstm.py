@@ -524,7 +524,9 @@ def test_plain_keras_rnn_runs_the_cell():
         ({"filters": 2, "kernel_size": 3, "padding": "causal"}, "padding must be one of"),
         (
             {"filters": 2, "kernel_size": 3, "strides": 2, "dilation_rate": 2},
-            "strides above 1 exclude dilation rates above 1",
+            # Keras' wording (its own tests match it), with the values received.
+            r"Specifying `strides > 1` is not compatible with `dilation_rate > 1`, got "
+            r"strides=2 and dilation_rate=2",
         ),
         ({"filters": 2, "kernel_size": 3, "data_format": "NHWC"}, "data_format must be one of"),
         ({"filters": 2, "kernel_size": 3, "dropout": 1.5}, "dropout must be a float in"),

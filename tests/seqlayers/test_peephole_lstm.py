@@ -292,6 +292,10 @@ def test_unrolled_loop_equals_the_symbolic_loop():
         ({"units": 4.0}, "units must be a positive integer, got 4.0"),
         ({"units": 4, "dropout": 1.0}, "dropout must be a float in \\[0, 1\\), got 1.0"),
         ({"units": 4, "recurrent_dropout": -0.1}, "recurrent_dropout must be a float"),
+        ({"units": 4, "implementation": 3}, "implementation must be 1 or 2, got 3"),
+        ({"units": 4, "implementation": True}, "implementation must be 1 or 2, got True"),
+        ({"units": 4, "use_cudnn": "yes"}, "use_cudnn must be 'auto' or False, got 'yes'"),
+        ({"units": 4, "use_cudnn": True}, "use_cudnn=True asks for cuDNN's LSTM kernel"),
     ],
 )
 def test_invalid_arguments_are_named(kwargs, message):
@@ -322,3 +326,50 @@ def test_signature_lists_the_cell_and_rnn_arguments_with_their_defaults():
     assert parameters["return_sequences"].default is False
     assert parameters["activity_regularizer"].default is None
     assert list(inspect.signature(PeepholeLSTMCell).parameters)[:2] == ["units", "activation"]
+
+
+# --- keras.layers.LSTM's constructor --------------------------------------------------------
+
+
+def test_takes_every_argument_of_keras_lstm_with_its_default():
+    ours = inspect.signature(PeepholeLSTM).parameters
+    theirs = inspect.signature(keras.layers.LSTM).parameters
+    for name, parameter in theirs.items():
+        assert name in ours, name
+        assert ours[name].default == parameter.default, name
+    # keras.layers.LSTM takes `implementation` through **kwargs, for its cell; so do ours.
+    assert ours["implementation"].default == 2
+    assert inspect.signature(PeepholeLSTMCell).parameters["implementation"].default == 2
+    # All but units by keyword: a positional argument beyond it fails rather than land elsewhere.
+    with pytest.raises(TypeError):
+        PeepholeLSTM(4, "relu")
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [{"implementation": 1}, {"implementation": 2}, {"use_cudnn": "auto"}, {"use_cudnn": False}],
+    ids=["implementation_1", "implementation_2", "use_cudnn_auto", "use_cudnn_false"],
+)
+def test_lstm_performance_arguments_do_not_change_the_function(arguments):
+    # In Keras both choose how the same function is computed; here the one loop computes it.
+    x = random_sequences((2, 5, 3))
+    plain = PeepholeLSTM(4, return_sequences=True)
+    layer = PeepholeLSTM(4, return_sequences=True, **arguments)
+    plain(x)
+    layer(x)
+    randomize_weights(plain, seed=6)
+    layer.set_weights(plain.get_weights())
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x)), plain(x))
+    config = layer.get_config()
+    for name, value in arguments.items():
+        assert config[name] == value
+    assert PeepholeLSTM.from_config(config).get_config() == config
+
+
+def test_configs_written_before_implementation_and_use_cudnn_still_load():
+    config = PeepholeLSTM(3, return_sequences=True, name="peephole").get_config()
+    older = {k: v for k, v in config.items() if k not in ("implementation", "use_cudnn")}
+    assert PeepholeLSTM.from_config(older).get_config() == config
+    cell_config = PeepholeLSTMCell(3, name="cell").get_config()
+    older_cell = {k: v for k, v in cell_config.items() if k != "implementation"}
+    assert PeepholeLSTMCell.from_config(older_cell).get_config() == cell_config

@@ -48,6 +48,64 @@ def test_weight_normalization_saves_and_loads_without_custom_objects(tmp_path):
     assert clone.epsilon == 1e-9
 
 
+def weight_normalized_dense_model(units=8, input_size=5):
+    inputs = keras.Input((input_size,))
+    wrapper = WeightNormalization(keras.layers.Dense(units, name="dense"), name="wrapper")
+    model = keras.Model(inputs, wrapper(inputs))
+    rng = np.random.default_rng(3)
+    wrapper.layer.kernel.assign(rng.standard_normal((input_size, units)).astype("float32"))
+    wrapper.layer.bias.assign(rng.standard_normal(units).astype("float32"))
+    wrapper.magnitude.assign(rng.uniform(0.5, 2.0, units).astype("float32"))
+    return model, wrapper
+
+
+def int8_abs_max(values, axis):
+    """Keras' default int8 quantizer: ``(round(values * scale), scale)`` along ``axis``."""
+    scale = 127 / (np.max(np.abs(values), axis=axis, keepdims=True) + keras.config.epsilon())
+    return np.clip(np.round(values * scale), -127, 127), scale
+
+
+@pytest.mark.filterwarnings("ignore:Layer InputLayer does not have")
+def test_weight_normalization_of_a_dense_layer_quantizes_to_int8(tmp_path):
+    model, wrapper = weight_normalized_dense_model()
+    x = np.random.default_rng(4).standard_normal((16, 5)).astype("float32")
+    float_outputs = model.predict(x, verbose=0)
+    kernel = keras.ops.convert_to_numpy(wrapper.layer.kernel).astype("float64")
+    bias = keras.ops.convert_to_numpy(wrapper.layer.bias)
+    magnitude = keras.ops.convert_to_numpy(wrapper.magnitude)
+    # Keras' own Dense holding the normalized kernel, quantized by Keras.
+    reference_inputs = keras.Input((5,))
+    dense = keras.layers.Dense(8)
+    reference = keras.Model(reference_inputs, dense(reference_inputs))
+    dense.set_weights([keras.ops.convert_to_numpy(wrapper.normalized_kernel()), bias])
+    reference.quantize("int8")
+    model.quantize("int8")
+
+    assert wrapper.layer.kernel.dtype == "int8"
+    outputs = model.predict(x, verbose=0)
+    # Exactly w = g q / ||q|| on the int8 inputs that Keras' int8 Dense computes with.
+    q, _ = int8_abs_max(kernel, axis=0)
+    x_q, x_scale = int8_abs_max(x.astype("float64"), axis=-1)
+    expected = (x_q @ q) / x_scale / (np.linalg.norm(q, axis=0) / magnitude) + bias
+    np.testing.assert_allclose(outputs, expected, rtol=1e-5, atol=1e-5)
+    # Within int8 error of the float layer and of Keras' quantization of the normalized kernel.
+    tolerance = 0.01 * np.max(np.abs(float_outputs))
+    np.testing.assert_allclose(outputs, float_outputs, atol=tolerance)
+    np.testing.assert_allclose(outputs, reference.predict(x, verbose=0), atol=tolerance)
+    model.save(tmp_path / "quantized.keras")
+    reloaded = keras.models.load_model(tmp_path / "quantized.keras")
+    np.testing.assert_array_equal(reloaded.predict(x, verbose=0), outputs)
+    assert reloaded.get_layer("wrapper").layer.kernel.dtype == "int8"
+
+
+@pytest.mark.filterwarnings("ignore:Layer InputLayer does not have")
+def test_weight_normalization_of_a_layer_quantized_otherwise_is_a_clear_error():
+    model, _ = weight_normalized_dense_model()
+    model.quantize("int4")
+    with pytest.raises(NotImplementedError, match="its layer 'dense' is quantized to 'int4'"):
+        model(np.zeros((1, 5), "float32"))
+
+
 def causal_conv_reference(x, kernel, bias, dilation):
     """NumPy causal dilated convolution: y[t] = b + sum_j x[t - (k-1-j) d] @ W[j]."""
     batch, time, _ = x.shape
