@@ -7,7 +7,7 @@ import keras
 from keras import ops
 
 from seqlayers._argument_checks import as_int_tuple, check_dropout_rate, check_positive_int
-from seqlayers._signatures import bound_call_arguments
+from seqlayers._signatures import bound_call_arguments, dtype_config
 
 # Logit given to masked (query, key) pairs; the softmax runs in float32, where this is safe.
 _MASKED_LOGIT = -1e9
@@ -15,7 +15,7 @@ _MASKED_LOGIT = -1e9
 
 @keras.saving.register_keras_serializable(package="seqlayers")
 class AttentionProjection(keras.layers.EinsumDense):
-    """An ``EinsumDense`` that takes masked inputs quietly and returns no mask.
+    """An ``EinsumDense`` that takes masked inputs quietly, returns no mask, and quantizes.
 
     ``MultiHeadAttention`` applies the masks itself, after projecting; a plain ``EinsumDense``
     would warn on every call that it drops the mask of its (masked) input.
@@ -27,6 +27,12 @@ class AttentionProjection(keras.layers.EinsumDense):
 
     def compute_mask(self, inputs, previous_mask=None):
         return None
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        # EinsumDense refuses to quantize subclasses, which might compute something other than
+        # the product it quantizes. This one computes exactly EinsumDense's (it changes masks
+        # only), so `Model.quantize` may quantize it like the plain layer.
+        super().quantize(mode, type_check=False, config=config)
 
 
 @keras.saving.register_keras_serializable(package="seqlayers")
@@ -85,6 +91,11 @@ class MultiHeadAttention(keras.layers.Layer):
     <key attended axes>)``, and ``attention_mask`` is laid out like them, with or without the
     heads axis (missing leading axes broadcast); padding masks have the inputs' shape without
     features. The cache needs ``(batch, time, features)`` inputs.
+
+    Quantization. ``model.quantize("int8")`` (or ``"float8"``, ``"int4"``) quantizes the
+    projections like any ``EinsumDense``; the config then records their quantized dtype
+    policies (a ``keras.dtype_policies.DTypePolicyMap``), so a quantized model saved as
+    ``.keras`` loads quantized.
 
     Decoding cache. ``cache`` stacks the projected keys and values of every position,
     ``(batch, 2, max_length, heads, key_dim)`` (index 0: keys, 1: values; it needs
@@ -730,6 +741,7 @@ class MultiHeadAttention(keras.layers.Layer):
     def get_config(self):
         return {
             **super().get_config(),
+            "dtype": dtype_config(self),
             "num_heads": self.num_heads,
             "key_dim": self.key_dim,
             "value_dim": self.value_dim,

@@ -1,5 +1,7 @@
 """MultiHeadAttention: the kit, equality with Keras, mask semantics, precision and the cache."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -561,3 +563,46 @@ def test_shapes_that_do_not_fit_are_named():
         layer.compute_output_shape((2, 4, 8), (2, 5, 8), (2, 6, 8))
     with pytest.raises(ValueError, match="query and value must be"):
         layer(random((2, 4, 8)), random((2, 1, 5, 8)))
+
+
+# === Quantization ===
+
+
+def attention_model(layer, query, value):
+    query_input, value_input = keras.Input(query.shape[1:]), keras.Input(value.shape[1:])
+    return keras.Model([query_input, value_input], layer(query_input, value_input))
+
+
+@pytest.mark.parametrize(("mode", "tolerance"), [("int8", 0.02), ("float8", 0.2), ("int4", 0.3)])
+def test_model_quantize_quantizes_like_keras_and_the_keras_file_keeps_it(mode, tolerance, tmp_path):
+    inputs = [random((2, 5, 16), 1), random((2, 6, 16), 2)]
+    layers = twin_layers(*inputs, num_heads=2, key_dim=8, use_gate=True)
+    ours, theirs = (attention_model(layer, *inputs) for layer in layers)
+    float_outputs = ours.predict_on_batch(inputs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ours.quantize(mode)
+    theirs.quantize(mode)
+    skipped = [str(w.message) for w in caught if "Projection" in str(w.message)]
+    assert not skipped, skipped
+
+    projections = ["query", "key", "gate", "value", "attention_output"]
+    layer = layers[0]
+    for projection in layer._flatten_layers(include_self=False):
+        if projection.name in projections:
+            assert projection.quantization_mode == mode, projection.name
+    quantized = ours.predict_on_batch(inputs)
+    # The same quantization as keras.layers.MultiHeadAttention's, close to the float outputs.
+    np.testing.assert_allclose(quantized, theirs.predict_on_batch(inputs), atol=1e-5)
+    error = np.abs(quantized - float_outputs).max() / np.abs(float_outputs).max()
+    assert 0 < error < tolerance, error
+
+    ours.save(tmp_path / "quantized.keras")
+    loaded = keras.models.load_model(tmp_path / "quantized.keras")
+    np.testing.assert_array_equal(loaded.predict_on_batch(inputs), quantized)
+    reloaded = [
+        sublayer.quantization_mode
+        for sublayer in loaded._flatten_layers()
+        if sublayer.name in projections
+    ]
+    assert reloaded == [mode] * len(projections)
