@@ -10,6 +10,8 @@ exactly the arguments the constructor names, no more (a fixed ``rank``) and no f
 
 import inspect
 
+import keras
+
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
 
@@ -73,3 +75,37 @@ def bound_call_arguments(layer, args, kwargs):
     bound = inspect.signature(layer.call).bind(*args, **kwargs)
     bound.apply_defaults()
     return bound.arguments
+
+
+def dtype_config(layer):
+    """The ``"dtype"`` entry of ``layer.get_config()``, with its quantized sublayers' policies.
+
+    After ``Model.quantize`` the sublayers a layer builds for itself (projections, dense layers)
+    hold int8/float8/int4 weights under their own quantized dtype policy, while the layer's
+    config still names its float policy: reloaded from that config, the sublayers would be
+    rebuilt in float and the quantized weights would fail to load. So once any sublayer is
+    quantized the entry becomes a ``keras.dtype_policies.DTypePolicyMap`` from each quantized
+    sublayer's path to its policy, the layer's own policy as the default; ``from_config`` hands
+    it down to the sublayers, which then build quantized. This is the use Keras documents for
+    ``DTypePolicyMap``.
+    """
+    policy = layer.dtype_policy
+    if not isinstance(policy, keras.dtype_policies.DTypePolicyMap):
+        quantized = {
+            sublayer.path: _own_policy(sublayer)
+            for sublayer in layer._flatten_layers(include_self=False)
+            if sublayer.quantization_mode is not None
+        }
+        if quantized:
+            policy = keras.dtype_policies.DTypePolicyMap(
+                default_policy=policy, policy_map=quantized
+            )
+    return keras.dtype_policies.serialize(policy)
+
+
+def _own_policy(layer):
+    """``layer``'s dtype policy, looked up by its path when it holds a ``DTypePolicyMap``."""
+    policy = layer.dtype_policy
+    if isinstance(policy, keras.dtype_policies.DTypePolicyMap):
+        return policy[layer.path]
+    return policy

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from seqlayers._argument_checks import check_dropout_rate, check_positive_int, check_positive_number
+from seqlayers._signatures import dtype_config
 from seqlayers.multi_head_attention import MultiHeadAttention
 
 
@@ -121,6 +122,7 @@ class TransformerBlock(keras.layers.Layer):
     def get_config(self):
         return {
             **super().get_config(),
+            "dtype": dtype_config(self),  # with the policies of quantized sublayers
             "intermediate_dim": self.intermediate_dim,
             "num_heads": self.num_heads,
             "dropout": self.dropout,

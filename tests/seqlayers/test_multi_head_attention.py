@@ -1,5 +1,7 @@
 """MultiHeadAttention: the kit, equality with Keras, mask semantics, precision and the cache."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -87,6 +89,9 @@ def assert_same_results(ours, theirs, *inputs, rows=slice(None), **call_kwargs):
         {"num_heads": 2, "key_dim": 4},
         {"num_heads": 3, "key_dim": 2, "value_dim": 5, "output_shape": (6,)},
         {"num_heads": 2, "key_dim": 3, "use_bias": False, "output_shape": 4},
+        {"num_heads": 2, "key_dim": 4, "use_gate": True},
+        {"num_heads": 3, "key_dim": 2, "value_dim": 5, "use_bias": False, "use_gate": True},
+        {"num_heads": 2, "key_dim": 4, "activity_regularizer": "l2"},
     ],
 )
 def test_equals_keras_for_self_and_cross_attention(init_kwargs):
@@ -96,6 +101,46 @@ def test_equals_keras_for_self_and_cross_attention(init_kwargs):
     ours, theirs = twin_layers(query, query, **init_kwargs)
     assert_same_results(ours, theirs, query, query)  # self-attention
     assert_same_results(ours, theirs, query, query, use_causal_mask=True)
+    # As in Keras, an activity regularizer applies to the outputs of the projections.
+    np.testing.assert_allclose(
+        sorted(keras.ops.convert_to_numpy(loss) for loss in ours.losses),
+        sorted(keras.ops.convert_to_numpy(loss) for loss in theirs.losses),
+        rtol=1e-5,
+    )
+
+
+@pytest.mark.parametrize("use_causal_mask", [False, True])
+def test_a_sliding_window_equals_keras(use_causal_mask):
+    x = random((2, 9, 8))
+    ours, theirs = twin_layers(x, x, num_heads=2, key_dim=4, sliding_window=3)
+    assert_same_results(ours, theirs, x, x, use_causal_mask=use_causal_mask)
+
+
+@pytest.mark.parametrize(
+    ("query_shape", "value_shape", "attention_axes"),
+    [
+        ((2, 3, 4, 8), (2, 3, 5, 8), (2,)),  # axis 1 joins the batch
+        ((2, 4, 3, 8), (2, 5, 3, 8), -3),  # attention over axis 1, axis 2 joins the batch
+        ((2, 3, 4, 8), (2, 2, 5, 6), None),  # every axis but batch and features
+        ((2, 2, 3, 4, 8), (2, 5, 3, 2, 8), (3, 1)),  # two axes, in that order, around a batch axis
+    ],
+)
+def test_attention_over_other_axes_equals_keras(query_shape, value_shape, attention_axes):
+    query, value = random(query_shape, 1), random(value_shape, 2)
+    init_kwargs = {"num_heads": 2, "key_dim": 4, "attention_axes": attention_axes}
+    ours, theirs = twin_layers(query, value, **init_kwargs)
+    assert_same_results(ours, theirs, query, value)
+    ours, theirs = twin_layers(query, value, use_gate=True, output_shape=(3, 2), **init_kwargs)
+    assert_same_results(ours, theirs, query, value)
+    # A mask in Keras's layout: the scores' without the heads axis.
+    ours, theirs = twin_layers(query, value, **init_kwargs)
+    _, scores = theirs(query, value, return_attention_scores=True)
+    attended = len(scores.shape) - len(query_shape)  # the number of attended axes
+    heads_axis = len(scores.shape) - 2 * attended - 1
+    mask_shape = tuple(s for axis, s in enumerate(scores.shape) if axis != heads_axis)
+    mask = np.random.default_rng(3).random(mask_shape) > 0.4
+    mask[..., 0] = True  # no query without a key: Keras treats those differently
+    assert_same_results(ours, theirs, query, value, attention_mask=mask)
 
 
 def test_equals_keras_with_an_attention_mask():
@@ -158,6 +203,28 @@ def test_scores_in_a_saved_functional_model(tmp_path):
     for actual, expected in zip(loaded(inputs), model(inputs), strict=True):
         np.testing.assert_array_equal(actual, expected)
     assert tuple(model(inputs)[1].shape) == (2, 3, 4, 9)
+
+
+def test_configs_load_into_either_layer():
+    ours = MultiHeadAttention(
+        2, 4, output_shape=(6,), attention_axes=(1,), sliding_window=3, use_gate=True, seed=5
+    )
+    theirs = keras.layers.MultiHeadAttention.from_config(ours.get_config())
+    assert MultiHeadAttention.from_config(theirs.get_config()).get_config() == ours.get_config()
+
+
+def test_flash_attention_means_what_it_means_for_keras_on_this_backend():
+    x = random((1, 3, 8))
+    for attention_class in (MultiHeadAttention, keras.layers.MultiHeadAttention):
+        with pytest.raises(ValueError, match="Dropout is not supported when flash attention"):
+            attention_class(2, 4, flash_attention=True, dropout=0.1)
+        layer = attention_class(2, 4, flash_attention=True)
+        with pytest.raises(ValueError, match="Returning attention scores is not supported"):
+            layer(x, x, return_attention_scores=True)
+        with pytest.raises(ValueError, match="Flash attention is not supported in tensorflow"):
+            layer(x, x)
+    ours, theirs = twin_layers(x, x, num_heads=2, key_dim=4, flash_attention=False)
+    assert_same_results(ours, theirs, x, x)
 
 
 # === Mask semantics ===
@@ -237,6 +304,65 @@ def test_query_rows_without_visible_keys_are_zero_never_nan(return_scores):
     if return_scores:
         scores = keras.ops.convert_to_numpy(results[1])
         assert np.all(scores.transpose(0, 2, 1, 3)[empty_rows] == 0)
+
+
+def test_per_head_attention_masks_equal_keras_and_combine_with_padding():
+    query, value = random((2, 5, 8), 1), random((2, 7, 8), 2)
+    per_head = np.random.default_rng(3).random((2, 2, 5, 7)) > 0.4
+    per_head[..., 0] = True  # no row fully masked: Keras treats those differently
+    ours, theirs = twin_layers(query, value, num_heads=2, key_dim=4)
+    assert_same_results(ours, theirs, query, value, attention_mask=per_head)
+    # A padding mask holds for every head.
+    value_mask = np.array([[1, 1, 1, 1, 1, 0, 0], [1, 0, 1, 1, 1, 1, 1]], bool)
+    folded = per_head & value_mask[:, None, None, :]
+    for return_scores in (False, True):
+        actual = ours(
+            query,
+            value,
+            value_mask=value_mask,
+            attention_mask=per_head,
+            return_attention_scores=return_scores,
+        )
+        expected = ours(query, value, attention_mask=folded, return_attention_scores=return_scores)
+        for a, e in zip(keras.tree.flatten(actual), keras.tree.flatten(expected), strict=True):
+            np.testing.assert_allclose(a, e, atol=1e-6)
+
+
+def test_a_head_with_nothing_to_attend_contributes_zeros():
+    layer = MultiHeadAttention(num_heads=2, key_dim=4)
+    query, value = random((1, 3, 8), 1), random((1, 4, 8), 2)
+    layer(query, value)
+    for variable in layer.trainable_weights:  # non-zero output bias
+        variable.assign(random(variable.shape, 5))
+    mask = np.ones((1, 2, 3, 4), bool)
+    mask[0, 0, 1] = False  # head 0 of query 1 sees nothing
+    mask[0, :, 2] = False  # query 2 sees nothing in any head
+    fused = keras.ops.convert_to_numpy(layer(query, value, attention_mask=mask))
+    output, scores = layer(query, value, attention_mask=mask, return_attention_scores=True)
+    output, scores = keras.ops.convert_to_numpy(output), keras.ops.convert_to_numpy(scores)
+    assert np.all(scores[0, 0, 1] == 0) and np.all(scores[0, :, 2] == 0)
+    # The explicit softmax zeros head 0's context for query 1; the fused kernel agrees.
+    np.testing.assert_allclose(fused, output, atol=1e-5)
+    assert np.all(output[0, 2] == 0) and np.all(output[0, 1] != 0)
+
+
+def test_padding_masks_over_other_axes_hide_the_padded_keys():
+    layer = MultiHeadAttention(num_heads=2, key_dim=4, attention_axes=2)
+    query, value = random((2, 3, 4, 8), 1), random((2, 3, 5, 8), 2)
+    value_mask = np.ones((2, 3, 5), bool)
+    value_mask[:, :, 3:] = False
+    value_mask[1, 2, 1:] = False
+    _, scores = layer(query, value, value_mask=value_mask, return_attention_scores=True)
+    scores = keras.ops.convert_to_numpy(scores)  # [batch, axis 1, heads, T, S]
+    assert np.all(scores[np.broadcast_to(~value_mask[:, :, None, None, :], scores.shape)] == 0)
+    np.testing.assert_allclose(scores.sum(axis=-1), 1, atol=1e-6)
+    changed = value.copy()
+    changed[~value_mask] = 100.0
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(layer(query, changed, value_mask=value_mask)),
+        keras.ops.convert_to_numpy(layer(query, value, value_mask=value_mask)),
+        atol=1e-6,
+    )
 
 
 def test_the_query_mask_is_passed_on():
@@ -380,6 +506,17 @@ def test_cached_decoding_compiles_with_xla():
     np.testing.assert_allclose(decode(tf.constant(x)).numpy(), full, atol=1e-5)
 
 
+def test_cached_decoding_with_a_sliding_window_equals_the_full_causal_pass():
+    layer = MultiHeadAttention(num_heads=2, key_dim=4, sliding_window=3)
+    x = random((2, 7, 8))
+    full = keras.ops.convert_to_numpy(layer(x, x, use_causal_mask=True))
+    cache = layer.empty_cache(2, 7)
+    for step in range(7):
+        token = x[:, step : step + 1]
+        output, cache = layer(token, token, cache=cache, cache_update_index=step)
+        np.testing.assert_allclose(output, full[:, step : step + 1], atol=1e-5)
+
+
 def test_cache_misuse_is_reported():
     layer = MultiHeadAttention(num_heads=2, key_dim=4, value_dim=3)
     with pytest.raises(ValueError, match="value_dim == key_dim"):
@@ -388,6 +525,9 @@ def test_cache_misuse_is_reported():
     x = random((1, 2, 8))
     with pytest.raises(ValueError, match="without a cache"):
         layer(x, x, cache_update_index=0)
+    image = random((1, 2, 3, 8))
+    with pytest.raises(ValueError, match="cache takes sequences"):
+        MultiHeadAttention(2, 4)(image, image, cache=layer.empty_cache(1, 6))
 
 
 # === Arguments ===
@@ -401,8 +541,68 @@ def test_cache_misuse_is_reported():
         ({"num_heads": 2, "key_dim": 4, "value_dim": -1}, "value_dim must be"),
         ({"num_heads": 2, "key_dim": 4, "dropout": 1.0}, "dropout must be a float in"),
         ({"num_heads": 2, "key_dim": 4, "output_shape": (0,)}, "output_shape must be"),
+        ({"num_heads": 2, "key_dim": 4, "sliding_window": 0}, "sliding_window must be"),
+        ({"num_heads": 2, "key_dim": 4, "attention_axes": "time"}, "attention_axes must be"),
     ],
 )
 def test_invalid_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         MultiHeadAttention(**kwargs)
+
+
+def test_attention_axes_outside_the_query_are_named():
+    x = random((1, 2, 3, 8))
+    for axes in (3, (1, -3), 0):
+        with pytest.raises(ValueError, match="attention_axes must name distinct axes"):
+            MultiHeadAttention(2, 4, attention_axes=axes)(x, x)
+
+
+def test_shapes_that_do_not_fit_are_named():
+    layer = MultiHeadAttention(2, 4)
+    with pytest.raises(ValueError, match="`value` and `key`, except the last one, must be equal"):
+        layer.compute_output_shape((2, 4, 8), (2, 5, 8), (2, 6, 8))
+    with pytest.raises(ValueError, match="query and value must be"):
+        layer(random((2, 4, 8)), random((2, 1, 5, 8)))
+
+
+# === Quantization ===
+
+
+def attention_model(layer, query, value):
+    query_input, value_input = keras.Input(query.shape[1:]), keras.Input(value.shape[1:])
+    return keras.Model([query_input, value_input], layer(query_input, value_input))
+
+
+@pytest.mark.parametrize(("mode", "tolerance"), [("int8", 0.02), ("float8", 0.2), ("int4", 0.3)])
+def test_model_quantize_quantizes_like_keras_and_the_keras_file_keeps_it(mode, tolerance, tmp_path):
+    inputs = [random((2, 5, 16), 1), random((2, 6, 16), 2)]
+    layers = twin_layers(*inputs, num_heads=2, key_dim=8, use_gate=True)
+    ours, theirs = (attention_model(layer, *inputs) for layer in layers)
+    float_outputs = ours.predict_on_batch(inputs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ours.quantize(mode)
+    theirs.quantize(mode)
+    skipped = [str(w.message) for w in caught if "Projection" in str(w.message)]
+    assert not skipped, skipped
+
+    projections = ["query", "key", "gate", "value", "attention_output"]
+    layer = layers[0]
+    for projection in layer._flatten_layers(include_self=False):
+        if projection.name in projections:
+            assert projection.quantization_mode == mode, projection.name
+    quantized = ours.predict_on_batch(inputs)
+    # The same quantization as keras.layers.MultiHeadAttention's, close to the float outputs.
+    np.testing.assert_allclose(quantized, theirs.predict_on_batch(inputs), atol=1e-5)
+    error = np.abs(quantized - float_outputs).max() / np.abs(float_outputs).max()
+    assert 0 < error < tolerance, error
+
+    ours.save(tmp_path / "quantized.keras")
+    loaded = keras.models.load_model(tmp_path / "quantized.keras")
+    np.testing.assert_array_equal(loaded.predict_on_batch(inputs), quantized)
+    reloaded = [
+        sublayer.quantization_mode
+        for sublayer in loaded._flatten_layers()
+        if sublayer.name in projections
+    ]
+    assert reloaded == [mode] * len(projections)

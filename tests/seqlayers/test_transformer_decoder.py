@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from seqlayers.position_embedding import PositionEmbedding
 from seqlayers.transformer_decoder import TransformerDecoder
+from seqlayers.transformer_encoder import TransformerEncoder
 from tests.layer_checks import run_layer_checks
 from tests.seqlayers.references import keras_dense_copy, keras_layer_norm_copy
 
@@ -226,6 +227,47 @@ def test_greedy_generation_with_the_cache_picks_the_same_tokens():
         token = np.argmax(keras.ops.convert_to_numpy(logits(hidden[:, -1])), axis=-1)[:, None]
         cached_tokens.append(token)
     np.testing.assert_array_equal(np.concatenate(cached_tokens, axis=1), tokens)
+
+
+# === Quantization ===
+
+
+def translation_model():
+    """Shared embeddings, an encoder block, a decoder block with cross-attention, logits."""
+    source, target = keras.Input((None,), dtype="int32"), keras.Input((None,), dtype="int32")
+    embedding = keras.layers.Embedding(20, 8, mask_zero=True)
+    encoded = TransformerEncoder(12, 2)(embedding(source))
+    decoded = TransformerDecoder(12, 2)(embedding(target), encoded)
+    return keras.Model([source, target], keras.layers.Dense(20)(decoded))
+
+
+def test_model_quantize_int8_quantizes_every_kernel_and_the_keras_file_keeps_it(tmp_path):
+    model = translation_model()
+    tokens = [np.array([[3, 4, 5, 0], [6, 7, 8, 9]]), np.array([[1, 2, 3], [4, 5, 0]])]
+    float_outputs = model.predict_on_batch(tokens)
+    model.quantize("int8")
+    tables = [v for v in model.weights if v.path.endswith(("/kernel", "/embeddings"))]
+    # The embedding, 4 + 2 kernels in the encoder, 8 + 2 in the decoder, the logits.
+    assert len(tables) == 18
+    assert [v.path for v in tables if v.dtype != "int8"] == []
+    quantized = model.predict_on_batch(tokens)
+    error = np.abs(quantized - float_outputs).max() / np.abs(float_outputs).max()
+    assert 0 < error < 0.05, error
+
+    model.save(tmp_path / "translation.keras")
+    loaded = keras.models.load_model(tmp_path / "translation.keras")
+    np.testing.assert_array_equal(loaded.predict_on_batch(tokens), quantized)
+    assert [v.dtype for v in loaded.weights] == [v.dtype for v in model.weights]
+
+
+def test_cached_decoding_of_a_quantized_decoder_equals_its_full_causal_pass():
+    decoder = randomized_decoder()
+    x, encoder_sequence = random((2, 6, 8), 1), random((2, 5, 6), 2)
+    inputs = [keras.Input((None, 8)), keras.Input((None, 6))]
+    keras.Model(inputs, decoder(*inputs)).quantize("int8")
+    assert decoder.cross_attention.key_dense.quantization_mode == "int8"
+    full = keras.ops.convert_to_numpy(decoder(x, encoder_sequence))
+    np.testing.assert_allclose(decode_step_by_step(decoder, x, encoder_sequence), full, atol=1e-5)
 
 
 # === Misuse ===
