@@ -78,6 +78,12 @@ def ensemble_members(task: Task, requested: int | str | None, train_examples) ->
     return requested
 
 
+def check_averageable(task: Task, members: int, hyperparameters: dict) -> None:
+    reason = task.averages(hyperparameters) if members > 1 else None
+    if reason:
+        raise SeqappsError(f"--ensemble {members}: {reason}")
+
+
 def train(task: Task, settings: TrainingSettings) -> dict:
     """Trains into a run directory (``apps/common/training.py``); returns validation metrics.
 
@@ -85,10 +91,13 @@ def train(task: Task, settings: TrainingSettings) -> dict:
     """
     out, hp = Path(settings.out), settings.hyperparameters
     if settings.ensemble not in (None, AUTO_ENSEMBLE):
-        ensemble_members(task, settings.ensemble, ())  # refuse a bad size before reading data
+        # Refuse a bad size before reading the data.
+        check_averageable(task, ensemble_members(task, settings.ensemble, ()), hp)
     data = task.load_data(settings.data, settings.options, seed=settings.seed, for_training=True)
     train_split, validation_split = data.split("train"), data.split("validation")
     members = ensemble_members(task, settings.ensemble, train_split)
+    check_averageable(task, members, hp)
+    monitor, monitor_mode = task.monitor_for(data)
     config = {
         "app": task.app.name,
         "architecture": hp["architecture"],
@@ -130,10 +139,11 @@ def train(task: Task, settings: TrainingSettings) -> dict:
         seed=settings.seed,
         epochs=settings.epochs,
         patience=settings.patience,
-        monitor=task.monitor,
-        mode=task.monitor_mode,
+        monitor=monitor,
+        mode=monitor_mode,
         expected_batches=math.ceil(len(train_split) / settings.batch_size),
         verbose=settings.verbose,
+        epoch_metrics=lambda model: task.epoch_metrics(model, preprocessor, hp, validation_split),
     )
     predictor = RunPredictor(task, out, model=model, preprocessor=preprocessor)
     metrics = {"split": "validation", **task.evaluate(predictor, validation_split)}

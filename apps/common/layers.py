@@ -29,3 +29,27 @@ class MaskedGlobalMaxPooling1D(keras.layers.Layer):
 
     def compute_mask(self, inputs, mask=None):
         return None
+
+
+@keras.saving.register_keras_serializable(package="seqapps")
+class WithPaddingMask(keras.layers.Layer):
+    """``[values, ids] -> values`` carrying the Keras mask ``ids != 0`` (0 is padding).
+
+    Sets the mask explicitly where Keras would derive a wrong one: ``Concatenate`` of a masked
+    and an unmasked tensor (character features, say) marks a step valid when *any* input is,
+    so the padding mask of the word ids would be lost.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        values, _ = inputs
+        return values
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def compute_mask(self, inputs, mask=None):
+        return ops.not_equal(inputs[1], 0)

@@ -70,6 +70,12 @@ class Task(abc.ABC):
         del train
         return 1
 
+    def averages(self, hyperparameters: dict) -> str | None:
+        """None when models with these hyperparameters can be averaged into an ensemble (their
+        outputs are probabilities of the same classes); otherwise why not, for the error."""
+        del hyperparameters
+        return None
+
     # === Preprocessing learned from the training data ===
 
     @abc.abstractmethod
@@ -109,6 +115,20 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def build_model(self, hyperparameters: dict, preprocessor: tf.Module) -> keras.Model:
         """The uncompiled model for ``hyperparameters`` (sizes come from ``preprocessor``)."""
+
+    def monitor_for(self, data: Splits) -> tuple[str, str]:
+        """``(metric, "max" or "min")`` that selects the best epoch on this data; by default
+        ``monitor`` and ``monitor_mode`` (entity data may rather select by entity F1)."""
+        del data
+        return self.monitor, self.monitor_mode
+
+    def epoch_metrics(
+        self, model: keras.Model, preprocessor: tf.Module, hyperparameters: dict, examples: Any
+    ) -> dict[str, float]:
+        """Validation metrics that Keras cannot compute batch by batch (entity F1, BLEU), after
+        every epoch; they join the epoch's logs as ``val_<name>`` (to monitor, to log)."""
+        del model, preprocessor, hyperparameters, examples
+        return {}
 
     def compile_model(self, model: keras.Model, hyperparameters: dict) -> keras.Model:
         """Adam at ``hyperparameters["learning_rate"]``, sparse cross-entropy and accuracy;

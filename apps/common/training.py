@@ -110,6 +110,19 @@ def prepare_run_directory(run_dir: Path, config: dict, overwrite: bool) -> bool:
     return False
 
 
+class EpochMetrics(keras.callbacks.Callback):
+    """Adds ``val_<name>`` entries to each epoch's logs from ``compute(model)`` (a task's
+    ``epoch_metrics``); placed first, so that the callbacks after it see them."""
+
+    def __init__(self, compute: Callable[[keras.Model], dict[str, float]]):
+        super().__init__()
+        self.compute = compute
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs.update({f"val_{name}": float(v) for name, v in self.compute(self.model).items()})
+
+
 class KeepBestModel(keras.callbacks.Callback):
     """Saves the model whenever the monitored metric improves; remembers the best across resumes."""
 
@@ -214,6 +227,7 @@ def fit_resumable(
     mode: str = "max",
     expected_batches: int | None = None,
     verbose: int | None = None,
+    epoch_metrics: Callable[[keras.Model], dict[str, float]] | None = None,
     finished_file: str = FITTED_FILE,
     finished_facts: dict | None = None,
 ) -> keras.Model:
@@ -225,6 +239,7 @@ def fit_resumable(
     progress bar on a terminal; in a log, ``TrainingProgress`` prints lines within the epoch
     (``expected_batches`` estimates the first epoch's length), and ``EpochSummary`` prints one
     line per epoch either way.
+    ``epoch_metrics(model)`` adds validation metrics to each epoch's logs (``EpochMetrics``).
     ``finished_file`` gets the best value and epoch, and ``finished_facts``, at the end.
     """
     model_path = run_dir / MODEL_FILE
@@ -233,7 +248,8 @@ def fit_resumable(
     if verbose is None:
         verbose = 1 if on_terminal() else 0
     keep_best = KeepBestModel(run_dir, monitor, mode)
-    callbacks = [
+    callbacks = [EpochMetrics(epoch_metrics)] if epoch_metrics is not None else []
+    callbacks += [
         keep_best,
         StopWithoutProgress(keep_best, patience),
         TrainingLog(run_dir / LOG_FILE),

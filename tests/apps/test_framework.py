@@ -5,6 +5,7 @@ The task is written with nothing but ``apps/common``; here it goes through ``seq
 ``predict``, ``export`` (checked in a fresh process) and the shared flags' error handling.
 """
 
+import dataclasses
 import io
 import json
 import os
@@ -211,3 +212,47 @@ def test_a_run_that_finished_training_is_not_trained_again(resumed_run, capsys):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["examples"] == 200
     assert json.loads(output.strip().splitlines()[-1]) == metrics  # --json: the last line
+
+
+class ScoredMajorityTask(type(APP.load_task())):
+    """The minimal task selecting its best epoch by a metric it computes after each epoch, with
+    ensembles offered but refused for its hyperparameters."""
+
+    app = dataclasses.replace(APP, ensemble=1)
+
+    def monitor_for(self, data):
+        return "val_mistakes", "min"
+
+    def epoch_metrics(self, model, preprocessor, hyperparameters, examples):
+        texts = [text for text, _ in examples]
+        probabilities = model.predict_on_batch(preprocessor.encode(np.array(texts, object)))
+        wrong = np.argmax(probabilities, -1) != np.array([label for _, label in examples])
+        return {"mistakes": int(wrong.sum())}
+
+    def averages(self, hyperparameters):
+        return "these models must not be averaged (a test)"
+
+
+def test_a_task_can_select_epochs_by_a_metric_of_its_own(tmp_path):
+    task = ScoredMajorityTask()
+    settings = drivers.TrainingSettings(
+        out=tmp_path / "run",
+        hyperparameters=drivers.resolve_hyperparameters(task),
+        epochs=2,
+        batch_size=64,
+    )
+    drivers.train(task, settings)
+    best = json.loads((tmp_path / "run" / "best.json").read_text())
+    assert best["monitor"] == "val_mistakes" and best["value"] == int(best["value"])
+    header = (tmp_path / "run" / "training_log.csv").read_text().splitlines()[0]
+    assert "val_mistakes" in header.split(",")
+
+
+def test_a_task_can_refuse_ensembles_for_some_hyperparameters(tmp_path):
+    task = ScoredMajorityTask()
+    settings = drivers.TrainingSettings(
+        out=tmp_path / "run", hyperparameters=drivers.resolve_hyperparameters(task), ensemble=2
+    )
+    with pytest.raises(SeqappsError, match="--ensemble 2: these models must not be averaged"):
+        drivers.train(task, settings)
+    assert not (tmp_path / "run").exists()
