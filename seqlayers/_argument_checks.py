@@ -4,6 +4,8 @@ Every layer validates its arguments here, before it stores them, so that a wrong
 where it is given, with its name, rather than as a shape error deep inside ``build`` or ``call``.
 """
 
+import numpy as np
+
 
 def _is_positive_int(value):
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
@@ -47,3 +49,23 @@ def as_int_tuple(name, value, length=None):
             f"got {value!r}"
         )
     return tuple(values)
+
+
+def as_bool_matrix(name, value, shape):
+    """``value`` (an array or nested sequences of booleans of ``shape``) as nested lists of bools.
+
+    Integers are refused rather than read as truth values, so that a matrix of tag indices or
+    scores passed by mistake fails here.
+    """
+    try:
+        array = np.asarray(value)
+    except ValueError:  # ragged nested sequences
+        array = None
+    if array is None or array.dtype != np.bool_ or array.shape != tuple(shape):
+        received = (
+            f"shape {array.shape} and dtype {array.dtype}" if array is not None else repr(value)
+        )
+        raise ValueError(
+            f"{name} must be a boolean array of shape {tuple(shape)}, got {received}"
+        )
+    return array.tolist()
