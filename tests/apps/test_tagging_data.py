@@ -1,12 +1,14 @@
 """Tagging data: CoNLL-U and column files, splits, hold-outs, errors users see, built-in data."""
 
 import re
+import time
 
 import pytest
 
 from apps.common.datasets import WHOLE_FILE
 from apps.common.errors import SeqappsError
-from apps.tagging.bio import entity_spans
+from apps.tagging.bio import entity_spans, iob1_to_iob2, is_bio
+from apps.tagging.builtin_data import NAME_POOLS, SPLIT_SIZES, builtin_tagging_data
 from apps.tagging.data import TaggedSentence, check_known_tags, load_tagging_data
 
 UPOS_TAGS = {
@@ -462,3 +464,86 @@ def test_check_known_tags_names_file_line_and_the_known_tags(tmp_path):
     many = [f"T{i:02d}" for i in range(45)]
     with pytest.raises(SeqappsError, match=r"it knows T00, .*, T19, \.\.\. \(25 more\)\)$"):
         check_known_tags(sentences, many)
+
+
+# === Built-in data ===
+
+
+def test_builtin_is_the_default_and_deterministic():
+    start = time.perf_counter()
+    data = load_tagging_data(None, seed=3)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 2.0  # about 0.1 s; generous for a shared machine
+    assert data.splits == builtin_tagging_data(3).splits
+    assert data.splits != builtin_tagging_data(4).splits
+    assert data.sizes() == "train 3000, validation 400, test 600"
+    assert {k: len(v) for k, v in data.splits.items()} == SPLIT_SIZES
+    assert (data.column, data.scheme) == ("entities", "bio")
+    assert "smoke-test dataset, not a benchmark" in data.description
+    first = data.splits["train"][0]
+    assert first.path == "builtin:train" and first.lines == [0] * len(first.tokens)
+
+
+def test_builtin_upos_tags_the_same_sentences():
+    entities, upos = builtin_tagging_data(0), builtin_tagging_data(0, "upos")
+    assert (upos.column, upos.scheme) == ("upos", "tags")
+    for split in SPLIT_SIZES:
+        assert [s.tokens for s in entities.splits[split]] == [s.tokens for s in upos.splits[split]]
+    assert set(upos.tag_names()) <= UPOS_TAGS
+    assert {"NOUN", "VERB", "PROPN", "ADP", "DET", "NUM", "PUNCT", "AUX"} <= set(upos.tag_names())
+
+
+def test_builtin_entity_tags_are_iob2_with_four_types():
+    data = builtin_tagging_data(0)
+    for split in SPLIT_SIZES:
+        for sentence in data.splits[split]:
+            assert len(sentence.tokens) == len(sentence.tags)
+            assert is_bio(sentence.tags) and iob1_to_iob2(sentence.tags) == sentence.tags
+            for _, start, end in entity_spans(sentence.tags):
+                name = [token for token in sentence.tokens[start:end] if token != "of"]
+                assert all(token[0].isupper() for token in name), sentence.tokens
+    assert data.tag_names() == ["O"] + [
+        f"{p}-{k}" for p in "BI" for k in ("LOC", "MISC", "ORG", "PER")
+    ]
+    spans = [span for s in data.splits["train"] for span in entity_spans(s.tags)]
+    assert sum(end - start > 1 for _, start, end in spans) > 0.2 * len(spans)  # multi-token names
+
+
+def test_builtin_test_names_are_often_unseen_in_training():
+    data = builtin_tagging_data(0)
+    train_tokens = {token for s in data.splits["train"] for token in s.tokens}
+    entity_tokens = [
+        token
+        for s in data.splits["test"]
+        for token, tag in zip(s.tokens, s.tags, strict=True)
+        if tag != "O"
+    ]
+    unseen = [token for token in entity_tokens if token not in train_tokens]
+    assert 0.2 < len(unseen) / len(entity_tokens) < 0.7
+    pool_names = {name for pool in NAME_POOLS.values() for name in pool}
+    assert len(set(unseen) & pool_names) >= 20  # held-out pool names, not only coined ones
+
+
+def test_builtin_words_whose_tag_depends_on_context():
+    upos, entities = builtin_tagging_data(0, "upos"), builtin_tagging_data(0)
+    seen = {}
+    for tagged, ner in zip(upos.splits["train"], entities.splits["train"], strict=True):
+        for token, pos, entity in zip(tagged.tokens, tagged.tags, ner.tags, strict=True):
+            seen.setdefault(token.lower(), set()).add((pos, entity[2:] or "O"))
+    pos_tags = {word: {pos for pos, _ in pairs} for word, pairs in seen.items()}
+    entity_types = {word: {kind for _, kind in pairs} for word, pairs in seen.items()}
+    for word in ("book", "plan", "visit", "report", "call", "watch"):
+        assert {"NOUN", "VERB"} <= pos_tags[word], word
+    assert pos_tags["that"] == {"DET", "SCONJ", "PRON"}
+    assert pos_tags["like"] == {"VERB", "ADP"}
+    assert pos_tags["to"] == {"PART", "ADP"}
+    assert {"AUX", "PROPN"} <= pos_tags["may"] and {"O", "PER"} <= entity_types["may"]
+    assert {"PER", "LOC"} <= entity_types["jordan"]
+    assert {"PER", "LOC", "ORG"} <= entity_types["chelsea"]
+
+
+def test_builtin_refuses_other_columns_and_column_options():
+    with pytest.raises(SeqappsError, match="--column 'xpos': the built-in data has entities and"):
+        load_tagging_data(None, column="xpos")
+    with pytest.raises(SeqappsError, match="--token-column and --tag-column are for column files"):
+        load_tagging_data(None, token_column=1)
