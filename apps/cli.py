@@ -23,8 +23,9 @@ from apps.common import command_line
 from apps.common.app import COMMANDS, App
 from apps.common.errors import SeqappsError
 from apps.sentiment import APP as SENTIMENT
+from apps.tagging import APP as TAGGING
 
-APPS: list[App] = [SENTIMENT]
+APPS: list[App] = [SENTIMENT, TAGGING]
 
 PROGRAM = "seqapps"
 

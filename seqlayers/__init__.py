@@ -13,6 +13,7 @@ from seqlayers.conv_lstm import (
     ConvLSTM3D,
     ConvLSTM3DCell,
 )
+from seqlayers.crf import LinearChainCRF, crf_decode, crf_log_likelihood
 from seqlayers.multi_head_attention import MultiHeadAttention
 from seqlayers.peephole_lstm import PeepholeLSTM, PeepholeLSTMCell
 from seqlayers.position_embedding import PositionEmbedding
@@ -36,6 +37,7 @@ __all__ = [
     "ConvLSTM2DCell",
     "ConvLSTM3D",
     "ConvLSTM3DCell",
+    "LinearChainCRF",
     "MultiHeadAttention",
     "PeepholeLSTM",
     "PeepholeLSTMCell",
@@ -45,6 +47,8 @@ __all__ = [
     "TransformerDecoder",
     "TransformerEncoder",
     "WeightNormalization",
+    "crf_decode",
+    "crf_log_likelihood",
     "last_valid_step",
     "receptive_field",
     "sinusoidal_encoding",

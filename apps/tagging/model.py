@@ -86,8 +86,8 @@ def build_tagger(
     words = keras.layers.Dropout(
         hp["word_dropout"], noise_shape=(None, None, 1), name="word_dropout"
     )(words)
-    characters = keras.layers.TimeDistributed(
-        character_encoder(hp, character_vocabulary_size), name="characters"
+    characters = CharacterCNN(
+        character_vocabulary_size, hp["char_dim"], hp["char_filters"], name="characters"
     )(char_ids)
     tokens = keras.layers.Concatenate(name="token_features")([words, characters])
     tokens = WithPaddingMask(name="padding_mask")([tokens, word_ids])
@@ -125,24 +125,58 @@ def build_tagger(
     return keras.Model([word_ids, char_ids], probabilities, name=f"tagger_{architecture}")
 
 
-def character_encoder(hp: dict, character_vocabulary_size: int) -> keras.Model:
-    """``char_ids [words, chars] -> [words, char_filters]``: a character CNN, max over valid
-    characters (a word without characters, i.e. padding, gives zeros)."""
-    char_ids = keras.Input(shape=(None,), dtype="int32", name="char_ids")
-    embedded = keras.layers.Embedding(
-        character_vocabulary_size, hp["char_dim"], mask_zero=True, name="char_embedding"
-    )(char_ids)
-    convolved = TCN(
-        hp["char_filters"],
-        kernel_size=3,
-        dilations=[1],
-        padding="same",
-        normalization=None,
-        return_sequences=True,
-        name="char_cnn",
-    )(embedded)
-    pooled = MaskedGlobalMaxPooling1D(name="max_over_characters")(convolved)
-    return keras.Model(char_ids, pooled, name="character_encoder")
+@keras.saving.register_keras_serializable(package="seqapps")
+class CharacterCNN(keras.layers.Layer):
+    """``char_ids [batch, words, chars] -> [batch, words, filters]``: each word's characters
+    embedded, convolved (a one-block ``TCN``, kernel 3, ``padding="same"``) and max-pooled
+    over its valid characters (Ma & Hovy 2016); a word without characters gives zeros.
+
+    The words of a batch are folded into one batch of character sequences (a reshape, not
+    ``TimeDistributed``, whose vectorized map fails on a dynamic number of words).
+    """
+
+    def __init__(self, character_vocabulary_size, char_dim, filters, **kwargs):
+        super().__init__(**kwargs)
+        self.character_vocabulary_size = character_vocabulary_size
+        self.char_dim = char_dim
+        self.filters = filters
+        self.embedding = keras.layers.Embedding(
+            character_vocabulary_size, char_dim, name="char_embedding"
+        )
+        self.convolution = TCN(
+            filters,
+            kernel_size=3,
+            dilations=[1],
+            padding="same",
+            normalization=None,
+            return_sequences=True,
+            name="char_cnn",
+        )
+        self.pooling = MaskedGlobalMaxPooling1D(name="max_over_characters")
+
+    def build(self, input_shape):
+        self.embedding.build((None, None))
+        self.convolution.build((None, None, self.char_dim))
+        self.built = True
+
+    def call(self, char_ids):
+        shape = ops.shape(char_ids)
+        words = ops.reshape(char_ids, (-1, shape[2]))  # [batch * words, chars]
+        mask = ops.not_equal(words, 0)
+        convolved = self.convolution(self.embedding(words), mask=mask)
+        pooled = self.pooling(convolved, mask=mask)
+        return ops.reshape(pooled, (shape[0], shape[1], self.filters))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1], self.filters)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "character_vocabulary_size": self.character_vocabulary_size,
+            "char_dim": self.char_dim,
+            "filters": self.filters,
+        }
 
 
 @keras.saving.register_keras_serializable(package="seqapps")
