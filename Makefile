@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.seqapps-installed
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: demo test test-slow lint format install bench-tcn bench-recurrent bench-attention bench-sentiment
+.PHONY: demo demo-sentiment demo-tagging test test-slow lint format install bench-tcn bench-recurrent bench-attention bench-sentiment bench-tagging
 
 install: $(INSTALLED)
 
@@ -32,10 +32,12 @@ test: lint
 test-slow: $(INSTALLED)
 	$(BIN)/pytest -m slow
 
-# Train the sentiment app on its built-in data, evaluate it, export it for TF Serving and ask the
-# export (the newest version under saved_models/sentiment) about three sentences.
+# Every app's short demo: train on the built-in data, evaluate, export for TF Serving (the newest
+# version under saved_models/<app>) and ask the export a few questions.
+demo: demo-sentiment demo-tagging
+
 DEMO_RUN ?= runs/demo-sentiment
-demo: $(INSTALLED)
+demo-sentiment: $(INSTALLED)
 	$(BIN)/seqapps train sentiment --out $(DEMO_RUN) --epochs 8 --ensemble 2 --overwrite
 	$(BIN)/seqapps evaluate sentiment --model $(DEMO_RUN) --split test
 	$(BIN)/seqapps export sentiment --model $(DEMO_RUN) --base saved_models
@@ -43,6 +45,16 @@ demo: $(INSTALLED)
 		"The story was gripping and the cast was truly superb." \
 		"The plot was not clever, and the ending felt dull." \
 		"I saw it last weekend. The acting was weak, but the soundtrack was wonderful."
+
+# Entity tags of the built-in sentences (BiLSTM-CRF), a few epochs.
+DEMO_TAGGING_RUN ?= runs/demo-tagging
+demo-tagging: $(INSTALLED)
+	$(BIN)/seqapps train tagging --out $(DEMO_TAGGING_RUN) --epochs 5 --overwrite
+	$(BIN)/seqapps evaluate tagging --model $(DEMO_TAGGING_RUN) --split test
+	$(BIN)/seqapps export tagging --model $(DEMO_TAGGING_RUN) --base saved_models
+	$(BIN)/seqapps predict tagging --model saved_models/tagging \
+		"Maria Keller of Siemens flew to New Delhi on Monday." \
+		"The report says that Greenpeace may visit Lisbon in May."
 
 # Benchmarks (bench/RESULTS.md holds their figures). keras-tcn is benchmarked, never a dependency:
 # its wheel's metadata names tensorflow-macos, so it goes in without dependencies, beside the bench.
@@ -63,3 +75,11 @@ bench-attention: $(INSTALLED)
 SST2 ?= ../shared/data/sst2
 bench-sentiment: $(INSTALLED)
 	$(BIN)/python bench/bench_sentiment.py --data $(SST2)
+
+# Real data is read from its folders, never copied (about 1.5 hours, alone on the machine).
+UD_EWT ?= ../shared/data/ud_en_ewt
+UNER_EWT ?= ../shared/data/uner_en_ewt
+bench-tagging: $(INSTALLED)
+	$(BIN)/python bench/bench_tagging.py pos --data $(UD_EWT)
+	$(BIN)/python bench/bench_tagging.py ner --data $(UNER_EWT)
+	$(BIN)/python bench/bench_tagging.py scale

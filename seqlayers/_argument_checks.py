@@ -65,7 +65,5 @@ def as_bool_matrix(name, value, shape):
         received = (
             f"shape {array.shape} and dtype {array.dtype}" if array is not None else repr(value)
         )
-        raise ValueError(
-            f"{name} must be a boolean array of shape {tuple(shape)}, got {received}"
-        )
+        raise ValueError(f"{name} must be a boolean array of shape {tuple(shape)}, got {received}")
     return array.tolist()

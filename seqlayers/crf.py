@@ -97,9 +97,7 @@ def _log_partition(emissions, mask, transitions, start_transitions, end_transiti
     alpha = ops.zeros((ops.shape(emissions)[1], num_tags), dtype="float32")
     # A while loop rather than ops.scan: XLA differentiates a loop only when it knows the
     # maximum number of iterations, which Keras' scan does not pass on TensorFlow.
-    _, alpha = ops.while_loop(
-        lambda t, _: t < length, step, (0, alpha), maximum_iterations=length
-    )
+    _, alpha = ops.while_loop(lambda t, _: t < length, step, (0, alpha), maximum_iterations=length)
     log_z = ops.logsumexp(alpha + end_transitions[None], axis=1)
     return ops.where(ops.any(mask, axis=1), log_z, 0.0)
 
@@ -107,7 +105,9 @@ def _log_partition(emissions, mask, transitions, start_transitions, end_transiti
 def _sequence_score(emissions, tags, mask, transitions, start_transitions, end_transitions):
     """The unnormalized score of ``tags``, ``[batch]``; masked steps skipped wherever they are."""
     num_tags = transitions.shape[0]
-    tags = ops.where(mask, ops.cast(ops.convert_to_tensor(tags), "int32"), 0)  # any padding value, -1 included
+    tags = ops.where(
+        mask, ops.cast(ops.convert_to_tensor(tags), "int32"), 0
+    )  # any padding value, -1 included
     # [batch, time]
     emission_scores = ops.take_along_axis(emissions, tags[:, :, None], axis=2)[:, :, 0]
     score = ops.sum(ops.where(mask, emission_scores, 0.0), axis=1)

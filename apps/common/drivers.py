@@ -191,7 +191,8 @@ def predict(
     predictor = load_predictor(task, model_path)
     for line, outputs in task.predict_lines(predictor, lines, options):
         if as_json:
-            answer = {name: jsonable(value) for name, value in sorted(outputs.items())}
+            record = task.prediction_record(outputs)
+            answer = {name: jsonable(value) for name, value in sorted(record.items())}
             yield json.dumps({"input": line, **answer}, ensure_ascii=False)
         else:
             yield task.format_prediction(line, outputs)

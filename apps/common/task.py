@@ -181,6 +181,11 @@ class Task(abc.ABC):
     def format_prediction(self, line: str, outputs: dict[str, np.ndarray]) -> str:
         """One input line's answer (``outputs``: the signature's outputs for it) for people."""
 
+    def prediction_record(self, outputs: dict[str, np.ndarray]) -> dict:
+        """One input's answer for ``predict --json``: by default every signature output as it
+        is (arrays become lists); override to drop batch padding or add derived fields."""
+        return dict(outputs)
+
     def predict_lines(
         self, predictor: Predictor, lines: Iterable[str], options: dict
     ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:

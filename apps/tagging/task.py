@@ -28,8 +28,8 @@ from seqeval.metrics import classification_report as entity_report
 
 from apps.common.classification import classification_report
 from apps.common.datasets import read_utf8
-from apps.common.predictor import Predictor
 from apps.common.pipeline import bucketed_batches
+from apps.common.predictor import Predictor
 from apps.common.progress import Progress
 from apps.common.task import SERVING_DEFAULT, Task
 from apps.common.text import (
@@ -140,7 +140,11 @@ class TaggingTask(Task):
     def learn_preprocessing(self, data: TaggingData, hyperparameters: dict, run_dir: Path):
         train = data.split("train")
         if not (run_dir / TAGS_FILE).exists():
-            write_vocabulary(data.tag_names("train"), run_dir / TAGS_FILE)
+            # Validation's rare tags too (a UD dev file may have one train lacks): selection
+            # scores every validation sentence.
+            names = data.tag_names("train")
+            names += sorted(set(data.tag_names("validation")) - set(names))
+            write_vocabulary(names, run_dir / TAGS_FILE)
         if not (run_dir / WORDS_FILE).exists():
             words = []
             with Progress("word vocabulary", len(train), "sentences") as progress:
@@ -178,7 +182,9 @@ class TaggingTask(Task):
         limit = hyperparameters["max_tokens"]
 
         def encode(sentence_tokens, sentence_tags):
-            word_ids, char_ids = preprocessor.encode(tf.RaggedTensor.from_tensor(sentence_tokens[None]))
+            word_ids, char_ids = preprocessor.encode(
+                tf.RaggedTensor.from_tensor(sentence_tokens[None])
+            )
             return (word_ids[0], char_ids[0]), sentence_tags[:limit]
 
         sentences = tf.data.Dataset.from_tensor_slices((tokens, tags))
@@ -223,7 +229,14 @@ class TaggingTask(Task):
 
     def epoch_metrics(self, model, preprocessor, hyperparameters, examples) -> dict:
         """Decoded token accuracy, and entity F1 for entity tags, on the validation split."""
-        decode = decoding_function(model, preprocessor, hyperparameters)
+        # One graph per model for the whole run (its weights change, not its structure):
+        # eager decoding would step the LSTM and the Viterbi loop op by op.
+        if getattr(self, "_decoded_model", None) is not model:
+            self._decoded_model = model
+            self._decode = tf.function(
+                decoding_function(model, preprocessor, hyperparameters), reduce_retracing=True
+            )
+        decode = self._decode
         names = np.array(preprocessor.tag_names, dtype=object)
         predicted = tag_sentences(
             lambda tokens: names[decode(tf.constant(tokens)).numpy()], examples, what=None
@@ -278,7 +291,10 @@ class TaggingTask(Task):
     def warmup_requests(self):
         return [
             (SERVING_DEFAULT, {"text": WARMUP_TEXTS}),
-            (TAG_TOKENS, {"tokens": [["Angela", "Merkel", "visited", "Paris"], ["Hi", "", "", ""]]}),
+            (
+                TAG_TOKENS,
+                {"tokens": [["Angela", "Merkel", "visited", "Paris"], ["Hi", "", "", ""]]},
+            ),
         ]
 
     def export_metadata(self, preprocessor: TaggingPreprocessor) -> dict:
@@ -327,10 +343,20 @@ class TaggingTask(Task):
 
     # === Prediction ===
 
+    def prediction_record(self, outputs: dict[str, np.ndarray]) -> dict:
+        """Tokens and tags without the batch's padding, and entity spans (token offsets, end
+        exclusive) for entity tags."""
+        tokens, tags = tagged_tokens(outputs)
+        record = {"tokens": tokens, "tags": tags, "length": len(tokens)}
+        if is_bio(tags):
+            record["entities"] = [
+                {"type": kind, "start": start, "end": end, "text": " ".join(tokens[start:end])}
+                for kind, start, end in entity_spans(tags)
+            ]
+        return record
+
     def format_prediction(self, line: str, outputs: dict[str, np.ndarray]) -> str:
-        length = int(outputs["length"])
-        tokens = [t.decode("utf-8") for t in outputs["tokens"][:length]]
-        tags = [t.decode("utf-8") for t in outputs["tags"][:length]]
+        tokens, tags = tagged_tokens(outputs)
         tagged = " ".join(f"{token}/{tag}" for token, tag in zip(tokens, tags, strict=True))
         if not is_bio(tags):
             return tagged
@@ -338,6 +364,13 @@ class TaggingTask(Task):
             f"{kind}: {' '.join(tokens[start:end])}" for kind, start, end in entity_spans(tags)
         )
         return f"{tagged}\n  entities: {entities or 'none'}"
+
+
+def tagged_tokens(outputs: dict[str, np.ndarray]) -> tuple[list[str], list[str]]:
+    """One answer's tokens and tags, up to its length (the rest is the batch's padding)."""
+    length = int(outputs["length"])
+    tokens = [t.decode("utf-8", errors="replace") for t in outputs["tokens"][:length]]
+    return tokens, [t.decode("utf-8") for t in outputs["tags"][:length]]
 
 
 # === Decoding and scoring, shared by training-time validation and evaluation ===
@@ -361,9 +394,7 @@ def decoding_function(model, preprocessor: TaggingPreprocessor, hyperparameters)
             return crf.decode(scores, mask)[0]
         if preprocessor.bio:
             log_probabilities = tf.math.log(tf.maximum(scores, 1e-12))
-            return crf_decode(
-                log_probabilities, mask, zeros, edge, edge, preprocessor.allowed
-            )[0]
+            return crf_decode(log_probabilities, mask, zeros, edge, edge, preprocessor.allowed)[0]
         return tf.argmax(scores, axis=-1, output_type=tf.int32)
 
     del hyperparameters
@@ -381,7 +412,10 @@ def tag_sentences(tag_batch, examples: Sequence[TaggedSentence], what: str | Non
         tags = np.asarray(tag_batch(padded))
         for sentence, row in zip(batch, tags, strict=True):
             predicted.append(
-                [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in row[: len(sentence.tokens)]]
+                [
+                    t.decode("utf-8") if isinstance(t, bytes) else str(t)
+                    for t in row[: len(sentence.tokens)]
+                ]
             )
         if progress:
             progress.advance(len(batch))
@@ -420,7 +454,9 @@ def score(examples, predicted, tag_names, vocabulary) -> dict:
     if vocabulary is not None:
         normalized = [
             w.decode("utf-8")
-            for w in normalize_words(tf.ragged.constant([[t for s in examples for t in s.tokens]], tf.string)).flat_values.numpy()
+            for w in normalize_words(
+                tf.ragged.constant([[t for s in examples for t in s.tokens]], tf.string)
+            ).flat_values.numpy()
         ]
         unseen = [word not in vocabulary for word in normalized]
         correct = [g == p for g, p in zip(flat_gold, flat_predicted, strict=True)]

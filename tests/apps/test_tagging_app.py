@@ -85,7 +85,9 @@ def test_training_writes_a_run_selected_by_entity_f1(trained_run):
 
 
 def test_evaluate_json_agrees_with_seqeval(trained_run, entity_data, capsys):
-    assert seqapps("evaluate", "tagging", "--model", trained_run, "--data", entity_data, "--json") == 0
+    assert (
+        seqapps("evaluate", "tagging", "--model", trained_run, "--data", entity_data, "--json") == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     report = json.loads(lines[-1])
     assert report["split"] == "test" and report["examples"] == 200
@@ -112,12 +114,42 @@ def test_decoded_entity_tags_are_always_valid_bio(trained_run):
                 assert previous[2:] == tag[2:] and previous != "O", tags
 
 
+def test_padding_never_changes_a_sentence_s_tags(trained_run, entity_data):
+    """Masking end to end: a short sentence tagged alone, and padded to the width of a long
+    one in the same batch, gets the same tags (a backward LSTM or a CRF reading the padding
+    would differ), and its padding gets no tags."""
+    test = TASK.load_data(entity_data, {}, seed=0, for_training=False).split("test")
+    short = min(test, key=lambda s: len(s.tokens)).tokens
+    long = max(test, key=lambda s: len(s.tokens)).tokens
+    assert len(long) >= len(short) + 5
+    predictor = load_predictor(TASK, trained_run)
+    alone = predictor.outputs({"tokens": [short]}, TAG_TOKENS)["tags"][0]
+    padded = short + [""] * (len(long) - len(short))
+    batch = predictor.outputs({"tokens": [padded, long]}, TAG_TOKENS)
+    np.testing.assert_array_equal(batch["tags"][0][: len(short)], alone)
+    assert set(batch["tags"][0][len(short) :]) == {b""}
+    assert batch["length"].tolist() == [len(short), len(long)]
+
+
 def test_predict_prints_tokens_tags_and_entities(trained_run, capsys):
-    assert seqapps("predict", "tagging", "--model", trained_run, "Angela Merkel visited Paris.") == 0
+    assert (
+        seqapps("predict", "tagging", "--model", trained_run, "Angela Merkel visited Paris.") == 0
+    )
     output = capsys.readouterr().out
     first, second = output.splitlines()[:2]
     assert first.split()[-1] == "./O" and first.startswith("Angela/")
     assert second.startswith("  entities: ")
+    # --json: one object per input, without the batch's padding, entities as token spans.
+    texts = ["Angela Merkel visited Paris.", "a much longer sentence with many more words in it ."]
+    assert seqapps("predict", "tagging", "--model", trained_run, "--json", *texts) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [r["input"] for r in records] == texts
+    first = records[0]
+    assert first["tokens"] == ["Angela", "Merkel", "visited", "Paris", "."]
+    assert len(first["tags"]) == first["length"] == 5
+    for entity in first["entities"]:
+        assert entity["text"] == " ".join(first["tokens"][entity["start"] : entity["end"]])
+        assert first["tags"][entity["start"]] == f"B-{entity['type']}"
 
 
 def test_run_directory_and_export_answer_alike(trained_run, export_dir):
@@ -141,7 +173,8 @@ FRESH_PROCESS = textwrap.dedent(
     import tensorflow_text  # noqa: F401  (TF Serving links these ops)
 
     loaded = tf.saved_model.load(sys.argv[1])
-    texts = [b"Angela Merkel visited Paris.", b"", b"\\xff\\xfe not utf-8 \\xc3", b"word " * 300_000]
+    texts = [b"Angela Merkel visited Paris.", b"", b"\\xff\\xfe not utf-8 \\xc3"]
+    texts.append(b"word " * 300_000)
     outputs = loaded.signatures["serving_default"](text=tf.constant(texts))
     pretokenized = loaded.signatures["tag_tokens"](
         tokens=tf.constant([["Angela", "Merkel", ""], ["", "", ""]]))
@@ -182,7 +215,16 @@ def test_pos_tags_train_without_entity_decoding(tmp_path, capsys):
     write_column_file(folder / "train.txt", data.splits["train"][:300])
     run_dir = tmp_path / "run"
     arguments = ("train", "tagging", "--data", folder, "--epochs", 2, "--out", run_dir)
-    tcn = ["--arch", "tcn", "--set", "filters=32", "--set", "word_dim=32", "--set", "decoder=softmax"]
+    tcn = [
+        "--arch",
+        "tcn",
+        "--set",
+        "filters=32",
+        "--set",
+        "word_dim=32",
+        "--set",
+        "decoder=softmax",
+    ]
     assert seqapps(*arguments, *tcn) == 0
     assert json.loads((run_dir / "best.json").read_text())["monitor"] == "val_tag_accuracy"
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -193,7 +235,10 @@ def test_pos_tags_train_without_entity_decoding(tmp_path, capsys):
 def test_crf_taggers_refuse_ensembles_and_bad_tags_name_file_and_line(
     trained_run, entity_data, tmp_path, capsys
 ):
-    assert seqapps("train", "tagging", "--data", entity_data, "--ensemble", 2, "--out", tmp_path / "r") == 2
+    assert (
+        seqapps("train", "tagging", "--data", entity_data, "--ensemble", 2, "--out", tmp_path / "r")
+        == 2
+    )
     assert "CRF taggers cannot be averaged" in capsys.readouterr().err
     bad = tmp_path / "bad.txt"
     bad.write_text("Paris NNP O B-LOC\nsaid VBD O B-EVENT\n\n")

@@ -131,7 +131,7 @@ def crf_case(request):
 
 
 def test_log_likelihood_equals_enumeration_for_every_mask(crf_case):
-    num_tags, allowed, examples, tables, rng = crf_case
+    _, allowed, examples, tables, rng = crf_case
     references = [enumerated_scores(x, *tables, allowed) if len(x) else {} for x in examples]
     # A random allowed tag sequence per example (any tags: -1 and junk at masked steps).
     tags = np.full(MASKS.shape, -1, "int32")
@@ -152,7 +152,7 @@ def test_log_likelihood_equals_enumeration_for_every_mask(crf_case):
 
 
 def test_viterbi_equals_enumeration_for_every_mask(crf_case):
-    num_tags, allowed, examples, tables, _ = crf_case
+    _, allowed, examples, tables, _ = crf_case
     tags, best_score = crf_decode(
         padded_batch(examples, MASKS), MASKS, *tables, allowed_transitions=allowed
     )
