@@ -49,7 +49,7 @@ APP = App(
     "Universal NER column file or folder (default: built-in generated sentences)",
     add_arguments=add_arguments,
     ensemble=1,
-    epochs=30,
+    epochs=20,
     batch_size=32,
     patience=4,
 )
