@@ -159,7 +159,12 @@ def _vocabulary_table(file, key_dtype, value_dtype, default) -> tf.lookup.Static
         value_dtype=value_dtype,
         value_index=number if string_keys else line,
     )
-    return tf.lookup.StaticHashTable(initializer, default_value=default)
+    # Anonymous: a named table is shared by name, and TensorFlow names a file-initialized
+    # table after str(file), which for an Asset is its memory address. Once an Asset was freed,
+    # a new encoder whose Asset reused the address silently looked up the old vocabulary.
+    return tf.lookup.StaticHashTable(
+        initializer, default_value=default, experimental_is_anonymous=True
+    )
 
 
 class TextEncoder(tf.Module):

@@ -1,11 +1,14 @@
 """Text encoding with core TF string ops: normalization options, bounds, vocabulary, decoding."""
 
+import gc
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from apps.common.errors import SeqappsError
 from apps.common.text import (
+    CLASSIFICATION_TOKENS,
     END_ID,
     GENERATION_TOKENS,
     START_ID,
@@ -140,3 +143,19 @@ def test_start_and_end_need_a_generating_vocabulary(tmp_path):
 def test_encode_tokens_takes_pre_split_input(encoder):
     tokens = tf.ragged.constant([["good", "film"], []])
     np.testing.assert_array_equal(encoder.encode_tokens(tokens).numpy(), [[3, 2], [UNKNOWN_ID, 0]])
+
+
+def test_encoders_never_share_a_stale_table(tmp_path):
+    """Each encoder looks up its own file. TensorFlow shares a named table by name, and names a
+    file's table after the file argument: for an Asset, its memory address, which a later
+    Asset reuses once the first is freed (6 encoders in 60 read an old vocabulary before)."""
+    stale = []
+    for index in range(60):
+        path = tmp_path / f"v{index}.txt"
+        write_vocabulary([*CLASSIFICATION_TOKENS, f"word{index}"], path)
+        encoder = TextEncoder(path, Tokenizer(4))
+        if encoder.encode(tf.constant([f"word{index}"])).numpy().tolist() != [[2]]:
+            stale.append(index)
+        del encoder
+        gc.collect(0)
+    assert stale == []
