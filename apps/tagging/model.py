@@ -27,9 +27,9 @@ import numpy as np
 from keras import ops
 
 from apps.common.layers import MaskedGlobalMaxPooling1D, WithPaddingMask
+from apps.tagging import ARCHITECTURES
 from seqlayers import TCN, LinearChainCRF, PeepholeLSTM
 
-ARCHITECTURES = ("lstm", "tcn")
 DECODERS = ("crf", "softmax")
 
 # Shared by every architecture: what the encoder keeps, the token representation, training.

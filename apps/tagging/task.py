@@ -236,7 +236,7 @@ class TaggingTask(Task):
         if getattr(self, "_decoded_model", None) is not model:
             self._decoded_model = model
             self._decode = tf.function(
-                decoding_function(model, preprocessor, hyperparameters), reduce_retracing=True
+                decoding_function(model, preprocessor), reduce_retracing=True
             )
         decode = self._decode
         names = np.array(preprocessor.tag_names, dtype=object)
@@ -264,7 +264,7 @@ class TaggingTask(Task):
         (pre-tokenized, padded with empty strings) -> ``{tokens: string[None, None],
         tags: string[None, None], length: int32[None]}``, tokens and tags padded with "" (as
         wide as the request for ``tag_tokens``; tokens past ``max_tokens`` get "" tags)."""
-        decode = decoding_function(model, preprocessor, None)
+        decode = decoding_function(model, preprocessor)
 
         def answer(tokens: tf.RaggedTensor, width=None) -> dict:
             """Tags for the first ``max_tokens`` tokens; outputs ``width`` wide (by default
@@ -378,7 +378,7 @@ def tagged_tokens(outputs: dict[str, np.ndarray]) -> tuple[list[str], list[str]]
 # === Decoding and scoring, shared by training-time validation and evaluation ===
 
 
-def decoding_function(model, preprocessor: TaggingPreprocessor, hyperparameters):
+def decoding_function(model, preprocessor: TaggingPreprocessor):
     """``tokens string[b, t]`` (padded with "") -> tag ids ``int32[b, t']`` (``t' >= t``).
 
     A CRF model is decoded with its own transition scores; a softmax model takes each token's
@@ -399,7 +399,6 @@ def decoding_function(model, preprocessor: TaggingPreprocessor, hyperparameters)
             return crf_decode(log_probabilities, mask, zeros, edge, edge, preprocessor.allowed)[0]
         return tf.argmax(scores, axis=-1, output_type=tf.int32)
 
-    del hyperparameters
     return decode
 
 
