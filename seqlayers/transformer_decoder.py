@@ -122,6 +122,46 @@ class TransformerDecoder(TransformerBlock):
             raise ValueError(f"{self.name!r} was built without cross-attention")
         return self.cross_attention.compute_cache(encoder_sequence)
 
+    def cross_attention_scores(
+        self,
+        decoder_sequence,
+        encoder_sequence,
+        decoder_padding_mask=None,
+        encoder_padding_mask=None,
+    ):
+        """The cross-attention probabilities of one full causal pass (no dropout).
+
+        What each decoder step attends to in the encoder sequence, to draw an alignment map
+        (Bahdanau et al. 2015, figure 3) or to inspect a trained model. Masks as for ``call``.
+
+        Returns:
+            ``(batch, heads, T, S)``: for each head and decoder step, a distribution over the
+            encoder steps (zero on padded encoder steps).
+        """
+        self._check_built("cross-attention scores")
+        if self.cross_attention is None:
+            raise ValueError(f"{self.name!r} was built without cross-attention")
+        decoder_masks = {}
+        if decoder_padding_mask is not None:
+            decoder_masks = {"query_mask": decoder_padding_mask, "value_mask": decoder_padding_mask}
+        x = self._sublayer_input(decoder_sequence, self.self_attention_norm)
+        attended = self.self_attention(x, x, use_causal_mask=True, **decoder_masks)
+        x = self._sublayer_output(
+            decoder_sequence, attended, self.self_attention_norm, self.self_attention_dropout, False
+        )
+        cross_masks = {}
+        if encoder_padding_mask is not None:
+            cross_masks["value_mask"] = encoder_padding_mask
+        if decoder_padding_mask is not None:
+            cross_masks["query_mask"] = decoder_padding_mask
+        _, scores = self.cross_attention(
+            self._sublayer_input(x, self.cross_attention_norm),
+            encoder_sequence,
+            return_attention_scores=True,
+            **cross_masks,
+        )
+        return scores
+
     def _check_built(self, what):
         if not self.built:
             raise ValueError(f"Call {self.name!r} once (or build it) before asking for {what}")

@@ -99,6 +99,40 @@ def test_decoder_computes_the_block_equations(normalize_first):
     np.testing.assert_allclose(keras.ops.convert_to_numpy(actual), expected, atol=2e-5)
 
 
+@pytest.mark.parametrize("normalize_first", [False, True])
+def test_cross_attention_scores_are_those_of_the_block_equations(normalize_first):
+    decoder = randomized_decoder(normalize_first=normalize_first)
+    x, encoder_sequence = random((2, 5, 8), 1), random((2, 7, 6), 2)
+    encoder_mask = np.array([[1] * 7, [1] * 3 + [0] * 4], bool)
+    # The Keras reference of the first two sub-blocks, then its cross-attention's scores.
+    self_attention = keras.layers.MultiHeadAttention(2, decoder.self_attention.key_dim)
+    self_attention(x, x)
+    self_attention.set_weights(decoder.self_attention.get_weights())
+    cross_attention = keras.layers.MultiHeadAttention(2, decoder.cross_attention.key_dim)
+    cross_attention(x, encoder_sequence)
+    cross_attention.set_weights(decoder.cross_attention.get_weights())
+    norms = [
+        keras_layer_norm_copy(norm, decoder.layer_norm_epsilon, x.shape)
+        for norm in (decoder.self_attention_norm, decoder.cross_attention_norm)
+    ]
+    if normalize_first:
+        h = norms[0](x)
+        h = x + self_attention(h, h, use_causal_mask=True)
+        query = norms[1](h)
+    else:
+        query = norms[0](x + self_attention(x, x, use_causal_mask=True))
+    _, expected = cross_attention(
+        query, encoder_sequence, value_mask=encoder_mask, return_attention_scores=True
+    )
+    scores = keras.ops.convert_to_numpy(
+        decoder.cross_attention_scores(x, encoder_sequence, encoder_padding_mask=encoder_mask)
+    )
+    assert scores.shape == (2, 2, 5, 7)
+    np.testing.assert_allclose(scores, keras.ops.convert_to_numpy(expected), atol=2e-5)
+    np.testing.assert_allclose(scores.sum(-1), 1.0, atol=1e-5)
+    assert np.all(scores[1, :, :, 3:] == 0)
+
+
 # === Masks ===
 
 
