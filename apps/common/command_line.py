@@ -118,9 +118,9 @@ def add_shared_arguments(command: str, app: App, parser: argparse.ArgumentParser
         parser.add_argument("--data", type=Path, help=app.data_help)
         parser.add_argument(
             "--split",
-            choices=SPLITS,
             default="test",
-            help="the split to score (a single file is scored whole)",
+            help=f"the split to score: {', '.join(SPLITS)} or a name the dataset defines "
+            "(default test; a single file is scored whole)",
         )
         parser.add_argument("--seed", type=int, default=0, help="seed of a held-out split")
     if command == "predict":
@@ -206,7 +206,9 @@ def run(command: str, app: App, args: argparse.Namespace) -> int:
         for line in drivers.predict(task, args.model, read_inputs(args.inputs), options, args.json):
             print(line, flush=True)
     elif command == "export":
-        target = drivers.export(task, args.model, args.base, args.version, check=args.check)
+        target = drivers.export(
+            task, args.model, args.base, args.version, check=args.check, options=options
+        )
         print(f"exported {target}")
         if args.json:
             print(json.dumps({"export": str(target), **drivers.read_export_config(target)}))

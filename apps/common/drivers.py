@@ -146,7 +146,8 @@ def train(task: Task, settings: TrainingSettings) -> dict:
         epoch_metrics=lambda model: task.epoch_metrics(model, preprocessor, hp, validation_split),
     )
     predictor = RunPredictor(task, out, model=model, preprocessor=preprocessor)
-    metrics = {"split": "validation", **task.evaluate(predictor, validation_split)}
+    options = {**settings.options, "split": "validation"}
+    metrics = {"split": "validation", **task.evaluate(predictor, validation_split, options)}
     training.write_json_atomically(out / training.METRICS_FILE, metrics)
     print(format_evaluation(task, metrics))
     print(f"model in {out / training.MODEL_FILE}")
@@ -166,7 +167,8 @@ def evaluate(
     predictor = load_predictor(task, model_path)
     data = task.load_data(data_path, options or {}, seed=seed, for_training=False)
     examples = data.split(split)
-    return {"split": data.split_name(split), **task.evaluate(predictor, examples)}
+    name = data.split_name(split)
+    return {"split": name, **task.evaluate(predictor, examples, {**(options or {}), "split": name})}
 
 
 def format_evaluation(task: Task, report: dict) -> str:
@@ -205,12 +207,14 @@ def export(
     version: int | None = None,
     *,
     check: bool = True,
+    options: dict | None = None,
 ) -> Path:
-    """Publishes ``base/APP/<version>/`` from a run directory (``apps/common/export.py``)."""
+    """Publishes ``base/APP/<version>/`` from a run directory (``apps/common/export.py``);
+    ``options``: the app's flags of ``export``, for its serving functions."""
     run_dir = Path(run_dir)
     if export_tools.is_export(resolve_model_path(run_dir)):
         raise SeqappsError(f"{run_dir} is already an export; pass the training run directory")
-    predictor = RunPredictor(task, run_dir)
+    predictor = RunPredictor(task, run_dir, options=options)
     requests = task.warmup_requests()
 
     def write(export_dir: Path) -> None:

@@ -90,6 +90,7 @@ class RunPredictor(Predictor):
         *,
         model: keras.Model | None = None,
         preprocessor: tf.Module | None = None,
+        options: dict | None = None,
     ):
         run_dir = Path(run_dir)
         self.config = training.read_json(run_dir / training.CONFIG_FILE)
@@ -102,13 +103,14 @@ class RunPredictor(Predictor):
         self.model = model
         hyperparameters = self.config["hyperparameters"]
         self.preprocessor = preprocessor or task.load_preprocessor(run_dir, hyperparameters)
-        signatures = task.serving_functions(self.model, self.preprocessor)
+        options = options or {}
+        signatures = task.serving_functions(self.model, self.preprocessor, options)
         if next(iter(signatures), None) != SERVING_DEFAULT:
             raise ValueError(
                 f"{type(task).__name__}.serving_functions must list {SERVING_DEFAULT} first"
             )
         metadata = export_tools.export_config(
-            task.app.name, self.config, signatures, task.export_metadata(self.preprocessor)
+            task.app.name, self.config, signatures, task.export_metadata(self.preprocessor, options)
         )
         super().__init__(run_dir, signatures, metadata)
 

@@ -145,26 +145,31 @@ class Task(abc.ABC):
     # === Serving ===
 
     @abc.abstractmethod
-    def serving_functions(self, model: keras.Model, preprocessor: tf.Module) -> dict:
+    def serving_functions(
+        self, model: keras.Model, preprocessor: tf.Module, options: dict | None = None
+    ) -> dict:
         """``{signature name: tf.function with an input_signature}``; ``"serving_default"``
-        first. Raw inputs in (strings, encoded images), readable answers out."""
+        first. Raw inputs in (strings, encoded images), readable answers out. ``options``: the
+        app's flags of ``export`` (a beam width...), empty for other commands."""
 
     @abc.abstractmethod
     def warmup_requests(self) -> list[tuple[str, dict[str, list]]]:
         """``(signature name, inputs)`` pairs: TF Serving replays them when it loads the
         export, and ``seqapps export`` checks them in a fresh process before publishing."""
 
-    def export_metadata(self, preprocessor: tf.Module) -> dict:
-        """What a client needs to read the answers (label names...), for the export config."""
-        del preprocessor
+    def export_metadata(self, preprocessor: tf.Module, options: dict | None = None) -> dict:
+        """What a client needs to read the answers (label names...), for the export config;
+        ``options`` as for ``serving_functions``."""
+        del preprocessor, options
         return {}
 
     # === Report ===
 
     @abc.abstractmethod
-    def evaluate(self, predictor: Predictor, examples: Any) -> dict:
+    def evaluate(self, predictor: Predictor, examples: Any, options: dict | None = None) -> dict:
         """Metrics of ``predictor`` (a run directory or an export) on ``examples``: a JSON-able
-        dict with ``"examples"`` and the task's metrics (the driver adds ``"split"``)."""
+        dict with ``"examples"`` and the task's metrics (the driver adds ``"split"``).
+        ``options``: the app's flags of the command, and ``"split"``, the split's name."""
 
     @abc.abstractmethod
     def format_report(self, report: dict) -> str:

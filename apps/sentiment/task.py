@@ -157,7 +157,9 @@ class SentimentTask(Task):
 
     # === Serving ===
 
-    def serving_functions(self, model: keras.Model, preprocessor: SentimentPreprocessor):
+    def serving_functions(
+        self, model: keras.Model, preprocessor: SentimentPreprocessor, options=None
+    ):
         """``serving_default(text: string[None]) -> {label: string[None],
         probabilities: float32[None, classes]}``; raw UTF-8 in, tokenized inside the graph."""
         label_table = tf.constant(preprocessor.label_names)
@@ -174,12 +176,12 @@ class SentimentTask(Task):
     def warmup_requests(self):
         return [(SERVING_DEFAULT, {"text": [text]}) for text in WARMUP_TEXTS]
 
-    def export_metadata(self, preprocessor: SentimentPreprocessor) -> dict:
+    def export_metadata(self, preprocessor: SentimentPreprocessor, options=None) -> dict:
         return {"label_names": preprocessor.label_names}
 
     # === Report ===
 
-    def evaluate(self, predictor: Predictor, examples: LabeledTexts) -> dict:
+    def evaluate(self, predictor: Predictor, examples: LabeledTexts, options=None) -> dict:
         label_names = predictor.metadata["label_names"]
         true_ids = label_ids(examples, label_names)
         predicted_ids = np.argmax(probabilities(predictor, examples.texts, "evaluating"), -1)

@@ -259,7 +259,9 @@ class TaggingTask(Task):
 
     # === Serving ===
 
-    def serving_functions(self, model: keras.Model, preprocessor: TaggingPreprocessor):
+    def serving_functions(
+        self, model: keras.Model, preprocessor: TaggingPreprocessor, options=None
+    ):
         """``serving_default(text: string[None])`` and ``tag_tokens(tokens: string[None, None])``
         (pre-tokenized, padded with empty strings) -> ``{tokens: string[None, None],
         tags: string[None, None], length: int32[None]}``, tokens and tags padded with "" (as
@@ -299,7 +301,7 @@ class TaggingTask(Task):
             ),
         ]
 
-    def export_metadata(self, preprocessor: TaggingPreprocessor) -> dict:
+    def export_metadata(self, preprocessor: TaggingPreprocessor, options=None) -> dict:
         return {
             "tag_names": preprocessor.tag_names,
             "scheme": "bio" if preprocessor.bio else "tags",
@@ -308,7 +310,9 @@ class TaggingTask(Task):
 
     # === Report ===
 
-    def evaluate(self, predictor: Predictor, examples: Sequence[TaggedSentence]) -> dict:
+    def evaluate(
+        self, predictor: Predictor, examples: Sequence[TaggedSentence], options=None
+    ) -> dict:
         tag_names = predictor.metadata["tag_names"]
         check_known_tags(examples, tag_names)
 

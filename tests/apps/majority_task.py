@@ -60,7 +60,7 @@ class MajorityTask(Task):
         x = keras.layers.GlobalAveragePooling1D()(x(ids))
         return keras.Model(ids, keras.layers.Dense(2, activation="softmax")(x))
 
-    def serving_functions(self, model, encoder):
+    def serving_functions(self, model, encoder, options=None):
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def serve(text):
             probabilities = model(encoder.encode(text))
@@ -71,7 +71,7 @@ class MajorityTask(Task):
     def warmup_requests(self):
         return [(SERVING_DEFAULT, {"text": ["a b b", "", "a"]})]
 
-    def evaluate(self, predictor, examples):
+    def evaluate(self, predictor, examples, options=None):
         rows = predictor.answer_all({"text": [text for text, _ in examples]})
         predicted = [LABELS.index(row["label"].decode()) for row in rows]
         return classification_report(np.array([y for _, y in examples]), predicted, LABELS)
