@@ -24,8 +24,9 @@ from apps.common.app import COMMANDS, App
 from apps.common.errors import SeqappsError
 from apps.sentiment import APP as SENTIMENT
 from apps.tagging import APP as TAGGING
+from apps.translation import APP as TRANSLATION
 
-APPS: list[App] = [SENTIMENT, TAGGING]
+APPS: list[App] = [SENTIMENT, TAGGING, TRANSLATION]
 
 PROGRAM = "seqapps"
 
