@@ -63,7 +63,7 @@ COMMON_DEFAULTS = {
     "dropout": 0.1,
     "label_smoothing": 0.1,
     "learning_rate": 1e-3,  # the peak, reached after warmup_steps
-    "warmup_steps": 1000,
+    "warmup_steps": 500,
     "clipnorm": 1.0,
     # Decoding: beam width and GNMT length penalty of serving_default; outputs stop at
     # max_length_ratio * source subwords + max_length_offset (and max_target_tokens).

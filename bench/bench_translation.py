@@ -1,0 +1,203 @@
+"""Translation: Multi30k en->de BLEU against training minutes, and the speed of decoding.
+
+    .venv/bin/python bench/bench_translation.py multi30k --data ../shared/data/multi30k
+                     [--arch transformer lstm] [--minutes 90]
+    .venv/bin/python bench/bench_translation.py speed --model runs/bench-translation/transformer
+    (multi30k with --quick: 1 epoch, a smoke run)
+
+- ``multi30k``: each architecture trained by the command a user types, ``seqapps train
+  translation --data PATH`` (``--arch lstm`` for the LSTM, nothing else), stopped after
+  ``--minutes`` of training if it has not stopped by itself (a kill is safe: the best epoch's
+  model is already saved). The curve is validation BLEU (greedy) after each epoch against the
+  minutes since the start; then sacreBLEU on test2016 for beam search (width 4) and greedy
+  search, through ``seqapps evaluate``. Anchors (GPU, hours): text-only attention seq2seq about
+  35-38, small transformers about 38-41 (``../shared/data/README.md``).
+- ``speed``: milliseconds per generated token for one sentence at output lengths 16, 32 and 64,
+  greedy and beam 4, with the decoder's cache against recomputing the whole prefix at every
+  step (as the official tutorials' exports do), each under ``tf.function``; outputs are forced
+  to the length (the end token forbidden). Then sentences per second of the export's
+  ``serving_default`` on the test sentences, in batches of 64.
+
+Output: Markdown tables for bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import apps.quiet_tensorflow  # noqa: F401  (first: TensorFlow loads without its C++ start-up noise)
+
+import numpy as np
+import tensorflow as tf
+from machine_info import describe_machine
+
+from apps.common import decoding
+from apps.common.predictor import RunPredictor, load_predictor
+from apps.common.text import END_ID, START_ID
+from apps.translation import APP
+from apps.translation.model import translator_for
+from apps.translation.task import FORBIDDEN_IDS, translate_texts
+
+TASK = APP.load_task()
+EPOCH_LINE = re.compile(r"^epoch (\d+)/\d+: .*val_bleu ([0-9.]+)")
+TEST_SPLIT = "test_2016_flickr"
+
+
+def train_for(data: Path, out: Path, arguments: list[str], minutes: float) -> list[tuple]:
+    """Runs ``seqapps train translation`` in a subprocess, at most ``minutes``; returns
+    ``[(epoch, minutes since start, validation BLEU)]``."""
+    command = [sys.executable, "-m", "apps.cli", "train", "translation", "--data", str(data)]
+    command += ["--out", str(out), "--overwrite", *arguments]
+    print("$", " ".join(command[2:]), file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    curve = []
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, bufsize=1)
+    deadline = start + 60 * minutes
+    assert process.stdout is not None
+    for line in process.stdout:
+        sys.stderr.write(line)
+        match = EPOCH_LINE.match(line)
+        if match:
+            elapsed = (time.perf_counter() - start) / 60
+            curve.append((int(match.group(1)), elapsed, float(match.group(2))))
+        if time.perf_counter() > deadline and process.poll() is None:
+            print(f"stopping after {minutes} minutes", file=sys.stderr, flush=True)
+            process.send_signal(signal.SIGINT)
+            break
+    process.wait()
+    return curve
+
+
+def evaluate(run_dir: Path, data: Path) -> dict:
+    command = [sys.executable, "-m", "apps.cli", "evaluate", "translation", "--model", str(run_dir)]
+    command += ["--data", str(data), "--split", TEST_SPLIT, "--json"]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def multi30k(args: argparse.Namespace) -> None:
+    print(f"\n### Translation: Multi30k en->de ({describe_machine()})\n")
+    rows, curves = [], {}
+    for architecture in args.arch:
+        run_dir = args.runs / architecture
+        extra = [] if architecture == "transformer" else ["--arch", architecture]
+        if args.quick:
+            extra += ["--epochs", "1"]
+        curve = train_for(args.data, run_dir, extra, args.minutes)
+        curves[architecture] = curve
+        report = evaluate(run_dir, args.data)
+        best = json.loads((run_dir / "best.json").read_text(encoding="utf-8"))
+        minutes = curve[-1][1] if curve else float("nan")
+        rows.append(
+            f"| {architecture} | {report['bleu']:.2f} | {report['greedy_bleu']:.2f} "
+            f"| {report['chrf']:.1f} | {len(curve)} ({int(best['epoch']) + 1}) | {minutes:.0f} |"
+        )
+        print(f"sacreBLEU signature: {report['bleu_signature']}", file=sys.stderr)
+    print(
+        "| architecture | test2016 BLEU, beam 4 | BLEU, greedy | chrF, beam | epochs (best) "
+        "| training minutes |"
+    )
+    print("|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    print("\nValidation BLEU (greedy) after each epoch, against minutes of training:\n")
+    for architecture, curve in curves.items():
+        points = ", ".join(f"{m:.0f} min {b:.1f}" for _, m, b in curve)
+        print(f"- {architecture}: {points}")
+
+
+def speed(args: argparse.Namespace) -> None:
+    run = RunPredictor(TASK, args.model)
+    hyperparameters = run.config["hyperparameters"]
+    translator = translator_for(run.model, hyperparameters)
+    source = run.preprocessor.source_ids(tf.constant(["A man in a blue shirt is riding a bike ."]))
+    source = source.to_tensor()
+    # The end token forbidden: every output is exactly max_length tokens long.
+    forbidden = (*FORBIDDEN_IDS, END_ID)
+    print(f"\n### Translation: decoding speed ({describe_machine()})\n")
+    print(f"Model: {args.model} ({hyperparameters['architecture']}), one sentence.\n")
+    print("| search | cache | ms/token at 16 | at 32 | at 64 |")
+    print("|---|---|---|---|---|")
+    for search in ("greedy", "beam"):
+        for cached in (True, False):
+            encode = translator.encode if cached else translator.uncached_encode
+            step = translator.step if cached else translator.uncached_step
+
+            @tf.function
+            def generate(max_length, search=search, encode=encode, step=step):
+                state, context = encode(source, max_length)
+                common = {
+                    "max_length": max_length,
+                    "start_id": START_ID,
+                    "end_id": END_ID,
+                    "forbidden_ids": forbidden,
+                }
+                if search == "greedy":
+                    return decoding.greedy_search(step, state, context, **common)["tokens"]
+                return decoding.beam_search(
+                    step, state, context, beam_width=4, length_penalty=0.6, **common
+                )["tokens"]
+
+            cells = []
+            for length in (16, 32, 64):
+                generate(tf.constant(length))  # trace and warm up
+                timings = []
+                for _ in range(args.repeats):
+                    start = time.perf_counter()
+                    generate(tf.constant(length)).numpy()
+                    timings.append(time.perf_counter() - start)
+                cells.append(f"{1000 * float(np.median(timings)) / length:.2f}")
+            label = "beam 4" if search == "beam" else "greedy"
+            print(f"| {label} | {'yes' if cached else 'no'} | {' | '.join(cells)} |", flush=True)
+    if args.data is not None:
+        export = args.export or args.model
+        predictor = load_predictor(TASK, export)
+        sentences = [
+            p.source
+            for p in TASK.load_data(args.data, {}, seed=0, for_training=False).split(TEST_SPLIT)
+        ]
+        for signature in ("serving_default", "greedy"):
+            translate_texts(
+                lambda texts, s=signature: predictor.outputs({"text": texts}, s)["translation"],
+                sentences[:64],
+                what=None,
+            )  # warm up
+            start = time.perf_counter()
+            translate_texts(
+                lambda texts, s=signature: predictor.outputs({"text": texts}, s)["translation"],
+                sentences,
+                what=None,
+            )
+            rate = len(sentences) / (time.perf_counter() - start)
+            print(
+                f"\n{export} `{signature}`: {rate:.1f} sentences/s on {len(sentences)} "
+                "test2016 sentences, batches of 64"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    corpus = commands.add_parser("multi30k")
+    corpus.add_argument("--data", type=Path, required=True)
+    corpus.add_argument("--arch", nargs="+", default=["transformer", "lstm"])
+    corpus.add_argument("--minutes", type=float, default=90.0)
+    corpus.add_argument("--runs", type=Path, default=Path("runs/bench-translation"))
+    corpus.add_argument("--quick", action="store_true")
+    timing = commands.add_parser("speed")
+    timing.add_argument("--model", type=Path, required=True, help="a training run directory")
+    timing.add_argument("--export", type=Path, help="its export (default: the run directory)")
+    timing.add_argument("--data", type=Path, help="Multi30k folder, for sentences per second")
+    timing.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    {"multi30k": multi30k, "speed": speed}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
