@@ -109,9 +109,11 @@ def learn_subwords(texts: Iterable[str], vocabulary_size: int, path: Path, what:
 class SubwordModel(tf.Module):
     """One SentencePiece model inside the graph: text <-> subword ids, and ids -> pieces.
 
-    tensorflow-text's ``FastSentencepieceTokenizer`` holds the model as a constant, so the graph
-    needs no resource (its ``SentencepieceTokenizer`` keeps a kernel-owned resource that every
-    ``tf.random.set_seed`` destroys); it tokenizes exactly as the ``sentencepiece`` library.
+    tensorflow-text's ``FastSentencepieceTokenizer`` holds the model as a constant of the graph
+    (the export carries it there), so it needs no resource: its ``SentencepieceTokenizer`` keeps
+    a kernel-owned resource that every ``tf.random.set_seed`` destroys. It tokenizes exactly as
+    the ``sentencepiece`` library, but has no byte fallback: characters never seen in training
+    are the unknown piece, which the searches never generate.
     """
 
     def __init__(self, path: Path, name: str):
@@ -119,7 +121,6 @@ class SubwordModel(tf.Module):
 
         super().__init__(name=name)
         model = Path(path).read_bytes()
-        self.asset = tf.saved_model.Asset(str(path))  # the export carries the model file
         self.tokenizer = tf_text.FastSentencepieceTokenizer(model)
         processor = sentencepiece.SentencePieceProcessor(model_proto=model)
         self.vocabulary_size = processor.get_piece_size()
