@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.seqapps-installed
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: demo demo-sentiment demo-tagging test test-slow lint format install bench-tcn bench-recurrent bench-attention bench-sentiment bench-tagging
+.PHONY: demo demo-sentiment demo-tagging demo-translation test test-slow lint format install bench-tcn bench-recurrent bench-attention bench-sentiment bench-tagging bench-translation
 
 install: $(INSTALLED)
 
@@ -34,7 +34,7 @@ test-slow: $(INSTALLED)
 
 # Every app's short demo: train on the built-in data, evaluate, export for TF Serving (the newest
 # version under saved_models/<app>) and ask the export a few questions.
-demo: demo-sentiment demo-tagging
+demo: demo-sentiment demo-tagging demo-translation
 
 DEMO_RUN ?= runs/demo-sentiment
 demo-sentiment: $(INSTALLED)
@@ -55,6 +55,18 @@ demo-tagging: $(INSTALLED)
 	$(BIN)/seqapps predict tagging --model saved_models/tagging \
 		"Maria Keller of Siemens flew to New Delhi on Monday." \
 		"The report says that Greenpeace may visit Lisbon in May."
+
+# English-German pairs of the built-in grammar: a smaller transformer than the default, a few epochs.
+DEMO_TRANSLATION_RUN ?= runs/demo-translation
+demo-translation: $(INSTALLED)
+	$(BIN)/seqapps train translation --out $(DEMO_TRANSLATION_RUN) --epochs 3 --overwrite \
+		--set model_dim=128 --set intermediate_dim=512 --set encoder_layers=2 \
+		--set decoder_layers=2 --set learning_rate=0.002 --set warmup_steps=300
+	$(BIN)/seqapps evaluate translation --model $(DEMO_TRANSLATION_RUN) --split test
+	$(BIN)/seqapps export translation --model $(DEMO_TRANSLATION_RUN) --base saved_models
+	$(BIN)/seqapps predict translation --model saved_models/translation \
+		"The big dog sees the small cat." \
+		"Today the happy teacher helps the children because they are tired."
 
 # Benchmarks (bench/RESULTS.md holds their figures). keras-tcn is benchmarked, never a dependency:
 # its wheel's metadata names tensorflow-macos, so it goes in without dependencies, beside the bench.
@@ -83,3 +95,10 @@ bench-tagging: $(INSTALLED)
 	$(BIN)/python bench/bench_tagging.py pos --data $(UD_EWT)
 	$(BIN)/python bench/bench_tagging.py ner --data $(UNER_EWT)
 	$(BIN)/python bench/bench_tagging.py scale
+
+# Real data is read from its folder, never copied (alone on the machine: about 3 hours).
+MULTI30K ?= ../shared/data/multi30k
+bench-translation: $(INSTALLED)
+	$(BIN)/python bench/bench_translation.py multi30k --data $(MULTI30K)
+	$(BIN)/python bench/bench_translation.py speed --model runs/bench-translation/transformer \
+		--data $(MULTI30K)
