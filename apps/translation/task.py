@@ -61,7 +61,14 @@ EVALUATION_BATCH = 64  # sentences decoded together (sorted by length: little pa
 # Bytes read of each input: enough for max_source_tokens subwords of long words, and a
 # megabyte request costs no more than a sentence.
 BYTES_PER_SUBWORD = 16
-WARMUP_TEXTS = ["A man is riding a bicycle.", "", "Two dogs play in the snow near a house."]
+# TF Serving replays these when it loads the export, and `seqapps export` checks them in a fresh
+# process: an empty string, invalid UTF-8 and a long text (cut to max_source_tokens) among them.
+WARMUP_TEXTS = [
+    b"A man is riding a bicycle.",
+    b"",
+    b"\xff\xfe not UTF-8 \xc3",
+    b"Two dogs play in the snow near a house. " * 500,
+]  # bytes: TensorFlow takes a list of strings all encoded or all not
 
 
 def subword_files(hyperparameters: dict) -> tuple[str, str]:
@@ -353,7 +360,7 @@ class TranslationTask(Task):
         return [
             (SERVING_DEFAULT, {"text": WARMUP_TEXTS}),
             (GREEDY, {"text": WARMUP_TEXTS}),
-            (ATTENTION, {"text": WARMUP_TEXTS[:1]}),
+            (ATTENTION, {"text": WARMUP_TEXTS[:2]}),
         ]
 
     def export_metadata(self, preprocessor: TranslationPreprocessor, options=None) -> dict:

@@ -7,10 +7,6 @@ masking) run on small untrained models of both architectures, where they are exa
 
 import gzip
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import keras
@@ -18,6 +14,7 @@ import numpy as np
 import pytest
 import sacrebleu
 import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
 
 from apps import cli
 from apps.common.predictor import load_predictor
@@ -84,6 +81,16 @@ def export_dir(tmp_path_factory, trained_run):
     return base / "translation" / "1"
 
 
+@pytest.fixture(scope="module")
+def run_predictor(trained_run):
+    return load_predictor(TASK, trained_run)
+
+
+@pytest.fixture(scope="module")
+def export_predictor(export_dir):
+    return load_predictor(TASK, export_dir)
+
+
 # === Training and evaluation ===
 
 
@@ -105,7 +112,9 @@ def test_training_writes_a_run_selected_by_validation_bleu(trained_run):
     assert len(rows) == 61 and all(len(row.split("\t")) == 5 for row in rows)
 
 
-def test_evaluate_scores_the_named_test_set_as_sacrebleu_does(export_dir, pairs_folder, capsys):
+def test_evaluate_scores_the_named_test_set_as_sacrebleu_does(
+    export_dir, pairs_folder, capsys, export_predictor
+):
     """``--split test`` finds Multi30k's ``test_2016_flickr``; BLEU and chrF equal sacreBLEU's on
     the export's own outputs against the raw references; --translations writes them."""
     outputs = export_dir.parent / "outputs.tsv"
@@ -127,15 +136,15 @@ def test_evaluate_scores_the_named_test_set_as_sacrebleu_does(export_dir, pairs_
     assert report["chrf"] == pytest.approx(
         sacrebleu.corpus_chrf(beam, [references]).score, abs=1e-9
     )
-    served = load_predictor(TASK, export_dir).outputs({"text": [row[1] for row in rows]})
+    served = export_predictor.outputs({"text": [row[1] for row in rows]})
     assert [t.decode() for t in served["translation"]] == beam
 
 
 # === The pipeline: alignment and subwords ===
 
 
-def test_batches_align_each_source_with_its_shifted_target(trained_run):
-    run = load_predictor(TASK, trained_run)
+def test_batches_align_each_source_with_its_shifted_target(run_predictor):
+    run = run_predictor
     preprocessor, hyperparameters = run.preprocessor, run.config["hyperparameters"]
     pairs = builtin_translation_data(seed=0).split("validation")[:50]
     known = {p.source: p.target for p in pairs}
@@ -155,10 +164,10 @@ def test_batches_align_each_source_with_its_shifted_target(trained_run):
     assert seen == 50
 
 
-def test_subwords_detokenize_to_the_raw_text(trained_run):
+def test_subwords_detokenize_to_the_raw_text(run_predictor):
     """Text made of characters seen in training comes back exactly (case, umlauts, ß,
     punctuation attached or not); a character never seen becomes the unknown piece."""
-    preprocessor = load_predictor(TASK, trained_run).preprocessor
+    preprocessor = run_predictor.preprocessor
     texts = [
         "Der große Hund läuft über die Straße, weil er müde ist.",
         "Siehst du die Äpfel? Nein , ich sehe sie nicht.",
@@ -220,8 +229,8 @@ def test_padding_never_changes_a_translation(architecture):
     np.testing.assert_allclose(logits[0], alone[0, 0], atol=2e-5)
 
 
-def test_beam_of_width_one_translates_as_greedy_search(trained_run):
-    run = load_predictor(TASK, trained_run)
+def test_beam_of_width_one_translates_as_greedy_search(run_predictor):
+    run = run_predictor
     hyperparameters = {**run.config["hyperparameters"], "beam_width": 1, "length_penalty": 0.0}
     texts = tf.constant([p.source for p in builtin_translation_data(seed=0).split("test")[:8]])
     beam = translation_function(run.model, run.preprocessor, hyperparameters, "beam")(texts)
@@ -237,16 +246,18 @@ def test_beam_of_width_one_translates_as_greedy_search(trained_run):
 # === Prediction and the export ===
 
 
-def test_predict_prints_translations_and_draws_the_attention(export_dir, tmp_path, capsys):
+def test_predict_prints_translations_and_draws_the_attention(
+    export_dir, tmp_path, capsys, export_predictor
+):
     texts = ["The big dog sees the small cat.", "Today I help the teacher."]
     plot = tmp_path / "attention.png"
     arguments = ("predict", "translation", "--model", export_dir, "--attention-plot", plot)
     assert seqapps(*arguments, *texts) == 0
     printed = capsys.readouterr().out.strip().splitlines()
-    served = load_predictor(TASK, export_dir).outputs({"text": texts})["translation"]
+    served = export_predictor.outputs({"text": texts})["translation"]
     assert printed == [t.decode() for t in served]
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    attention = load_predictor(TASK, export_dir).outputs({"text": texts[:1]}, "attention")
+    attention = export_predictor.outputs({"text": texts[:1]}, "attention")
     rows = int((attention["translation_pieces"][0] != b"").sum())
     columns = int((attention["source_pieces"][0] != b"").sum())
     weights = attention["attention"][0]
@@ -258,26 +269,13 @@ def test_predict_prints_translations_and_draws_the_attention(export_dir, tmp_pat
     assert record == {"input": texts[0], "translation": printed[0]}
 
 
-FRESH_PROCESS = textwrap.dedent(
-    """
-    import json, sys
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401  (TF Serving links these ops)
-
-    loaded = tf.saved_model.load(sys.argv[1])
-    texts = [b"The big dog sees the small cat.", b"", b"\\xff\\xfe not utf-8 \\xc3"]
-    texts.append(b"the dog " * 150_000)
-    answers = {}
-    for name in ("serving_default", "greedy"):
-        outputs = loaded.signatures[name](text=tf.constant(texts))
-        answers[name] = [t.decode("utf-8") for t in outputs["translation"].numpy()]
-    project = sorted({m.split(".")[0] for m in sys.modules} & {"apps", "seqlayers", "tuning"})
-    print(json.dumps({"answers": answers, "project_modules": project}))
-    """
-)
-
-
-def test_export_translates_any_string_without_the_project(export_dir, trained_run, tmp_path):
+def test_export_answers_any_string_as_the_run_does(
+    export_dir, trained_run, run_predictor, export_predictor
+):
+    """``seqapps export`` published only after a fresh process that imports nothing but
+    TensorFlow and tensorflow-text gave the run's answers to the warm-up requests (the framework
+    tests prove the check refuses an export that answers differently): here, that those requests
+    hold an empty string, invalid UTF-8 and a long text for each signature."""
     config = json.loads((export_dir / "assets.extra" / "seqapps.json").read_text())
     assert config["beam_width"] == 3 and config["max_source_tokens"] == 128
     assert [s.split("(")[0] for s in config["signatures"]] == [
@@ -285,21 +283,30 @@ def test_export_translates_any_string_without_the_project(export_dir, trained_ru
         "greedy",
         "attention",
     ]
-    completed = subprocess.run(
-        [sys.executable, "-I", "-c", FRESH_PROCESS, str(export_dir)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )  # fmt: skip
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    result = json.loads(completed.stdout.strip().splitlines()[-1])
-    assert result["project_modules"] == []
-    for answers in result["answers"].values():
-        assert len(answers) == 4 and all(isinstance(a, str) for a in answers)
-    # The greedy answers are the run directory's (its beam width differs from the export's).
-    run_answers = load_predictor(TASK, trained_run).outputs(
-        {"text": [t.encode() for t in ["The big dog sees the small cat.", ""]]}, "greedy"
-    )["translation"]
-    assert result["answers"]["greedy"][:2] == [t.decode() for t in run_answers]
+    requests = {}
+    for record in tf.data.TFRecordDataset(
+        str(export_dir / "assets.extra" / "tf_serving_warmup_requests")
+    ):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        request = log.predict_log.request
+        requests[request.model_spec.signature_name] = tf.make_ndarray(request.inputs["text"])
+    assert set(requests) == {"serving_default", "greedy", "attention"}
+    texts = list(requests["serving_default"])
+    assert b"" in texts and max(len(t) for t in texts) > 10_000
+    assert any(not is_utf8(t) for t in texts)
+    # The export, loaded here, answers them as the run directory does (beam width aside).
+    run_answers = run_predictor.outputs({"text": texts}, "greedy")
+    export_answers = export_predictor.outputs({"text": texts}, "greedy")
+    np.testing.assert_array_equal(run_answers["translation"], export_answers["translation"])
+    assert all(isinstance(t.decode("utf-8"), str) for t in export_answers["translation"])
+
+
+def is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def test_mismatched_files_are_an_error_naming_both(tmp_path, capsys):
