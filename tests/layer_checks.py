@@ -30,12 +30,23 @@ The checks, each also callable on its own with a ``LayerUnderTest``:
   clean Python process that never imports the project (as TF Serving would; one per test
   session, serving every export) gives the same outputs.
 - ``check_mixed_precision``: under ``mixed_float16`` outputs are float16, variables float32.
-- ``check_jit_training_step``: one ``fit`` step with ``jit_compile=True`` gives a finite loss and
-  moves every trainable variable.
+- ``check_jit_training_step``: one training step with ``jit_compile=True`` (``train_on_batch``:
+  the step ``fit`` runs) gives a finite loss and moves every trainable variable.
+- ``check_eager_training_step``: the same step run eagerly (``run_eagerly=True``), with the same
+  two checks: what a configuration variant can break in training, without the compilation (see
+  below).
 - ``check_masking`` (mask-aware layers; trainable weights perturbed so that zero-initialized
   biases hide nothing): a padded batch, masked through ``keras.layers.Masking``,
   gives the same valid outputs as each sequence run alone, for post- and pre-padding; sequence
   outputs carry the first input's mask on, other outputs carry none.
+
+The export and the XLA step trace and compile the whole model: together they take about three
+quarters of a kit's time, and that time grows with the model (four TCN configurations side by
+side in one model compile about three times as long as one), so sharing them saves little. A
+layer therefore gets one full kit per code path of its own (a branch of its ``call``, a
+sublayer it builds); a configuration that only varies what a kitted path runs with (an argument
+passed through to a sublayer whose own kit covers that value, a size, a count) runs with
+``export_and_xla=False``: every other check, and the eager training step.
 
 Every failure is an ``AssertionError`` whose message names the check and the layer.
 """
@@ -381,28 +392,35 @@ def _per_step_mse(targets, predictions):
 
 
 def check_jit_training_step(subject: LayerUnderTest) -> None:
-    check = "XLA training step"
+    _check_training_step(subject, "XLA training step", jit_compile=True)
+
+
+def check_eager_training_step(subject: LayerUnderTest) -> None:
+    _check_training_step(subject, "eager training step", run_eagerly=True)
+
+
+def _check_training_step(subject: LayerUnderTest, check: str, **compile_options) -> None:
     model = subject.build_model(masking=subject.masking)
     length = max(subject.sequence_lengths)
     if subject.masking:
         inputs = _pad_batch(subject, _ragged_sequences(subject, length), "post")
     else:
         inputs = subject.random_inputs(length)
-    batch_size = len(inputs[0])
     rng = np.random.default_rng(subject.seed)
     targets = [
         rng.standard_normal(shape).astype("float32")
-        for shape in subject.expected_output_shapes(length, batch_size)
+        for shape in subject.expected_output_shapes(length, len(inputs[0]))
     ]
-    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=_per_step_mse, jit_compile=True)
-    if model.jit_compile is not True:
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=_per_step_mse, **compile_options)
+    if compile_options.get("jit_compile") and model.jit_compile is not True:
         raise _fail(subject, check, "Keras refused jit_compile=True for this layer")
     before = [keras.ops.convert_to_numpy(v).copy() for v in model.trainable_variables]
     try:
-        history = model.fit(inputs, targets, batch_size=batch_size, epochs=1, verbose=0)
+        # The train step that fit() compiles, without fit's tf.data pipeline around it (which
+        # adds seconds of tracing and nothing about the layer).
+        loss = model.train_on_batch(inputs, targets, return_dict=True)["loss"]
     except Exception as error:
-        raise _fail(subject, check, f"fit raised {error!r}") from error
-    loss = history.history["loss"][-1]
+        raise _fail(subject, check, f"the training step raised {error!r}") from error
     if not np.isfinite(loss):
         raise _fail(subject, check, f"loss is {loss}")
     frozen = [
@@ -527,6 +545,7 @@ def run_layer_checks(
     sequence_lengths: Sequence[int] = (3, 8),
     batch_size: int = 2,
     tolerance: float = 1e-5,
+    export_and_xla: bool = True,
 ) -> None:
     """Runs every check of the kit on one layer configuration; see the module docstring.
 
@@ -543,6 +562,10 @@ def run_layer_checks(
         sequence_lengths: the lengths to try (at least two, one of them short).
         batch_size: examples per batch.
         tolerance: absolute and relative tolerance where outputs are compared numerically.
+        export_and_xla: run the export in a fresh process and the XLA training step. False
+            only for a configuration variant whose code paths a full kit of this layer (or of
+            the sublayer that the varied argument is passed to) exports and compiles already:
+            the variant gets the eager training step instead, and every other check.
     """
     single_input = not isinstance(input_shape, list)
     single_output = not isinstance(expected_output_shape, list)
@@ -565,8 +588,12 @@ def run_layer_checks(
     check_config_round_trip(subject)
     check_output_shapes(subject)
     check_keras_file_round_trip(subject, tmp_path / "keras_file")
-    check_export_in_fresh_process(subject, tmp_path / "export")
+    if export_and_xla:
+        check_export_in_fresh_process(subject, tmp_path / "export")
     check_mixed_precision(subject)
-    check_jit_training_step(subject)
+    if export_and_xla:
+        check_jit_training_step(subject)
+    else:
+        check_eager_training_step(subject)
     if masking:
         check_masking(subject)

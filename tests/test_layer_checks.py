@@ -14,6 +14,7 @@ from tests.layer_checks import (
     LayerCheckFailure,
     LayerUnderTest,
     check_config_round_trip,
+    check_eager_training_step,
     check_export_in_fresh_process,
     check_jit_training_step,
     check_keras_file_round_trip,
@@ -213,6 +214,14 @@ def test_jit_check_catches_broken_training(broken):
     check_jit_training_step(subject_for(MaskedCumulativeSum))
     with pytest.raises(LayerCheckFailure, match="XLA training step"):
         check_jit_training_step(subject_for(broken, masking=False))
+
+
+@pytest.mark.parametrize("broken", [BlockedGradient, NonFiniteOutput])
+def test_eager_training_check_catches_broken_training(broken):
+    # What a configuration variant (export_and_xla=False) still has checked in training.
+    check_eager_training_step(subject_for(MaskedCumulativeSum))
+    with pytest.raises(LayerCheckFailure, match="eager training step"):
+        check_eager_training_step(subject_for(broken, masking=False))
 
 
 @pytest.mark.parametrize(

@@ -66,6 +66,13 @@ def trained_run(tmp_path_factory, entity_data):
 
 
 @pytest.fixture(scope="module")
+def run_predictor(trained_run):
+    """The run directory's predictor, as evaluate and predict load it; its serving functions
+    take seconds to trace, so the tests that call it in this process share one."""
+    return load_predictor(TASK, trained_run)
+
+
+@pytest.fixture(scope="module")
 def export_dir(tmp_path_factory, trained_run):
     base = tmp_path_factory.mktemp("saved_models")
     assert seqapps("export", "tagging", "--model", trained_run, "--base", base) == 0
@@ -84,7 +91,7 @@ def test_training_writes_a_run_selected_by_entity_f1(trained_run):
     assert tags[0] == "O" and {"B-PER", "I-PER", "B-LOC"} <= set(tags)
 
 
-def test_evaluate_json_agrees_with_seqeval(trained_run, entity_data, capsys):
+def test_evaluate_json_agrees_with_seqeval(trained_run, run_predictor, entity_data, capsys):
     assert (
         seqapps("evaluate", "tagging", "--model", trained_run, "--data", entity_data, "--json") == 0
     )
@@ -95,26 +102,24 @@ def test_evaluate_json_agrees_with_seqeval(trained_run, entity_data, capsys):
     assert any(line.startswith("entities  precision") for line in lines)
     # Recomputed independently: predictions through the export's pre-tokenized signature.
     test = TASK.load_data(entity_data, {}, seed=0, for_training=False).split("test")
-    predictor = load_predictor(TASK, trained_run)
     predicted = []
     for sentence in test:
-        outputs = predictor.outputs({"tokens": [sentence.tokens]}, TAG_TOKENS)
+        outputs = run_predictor.outputs({"tokens": [sentence.tokens]}, TAG_TOKENS)
         predicted.append([t.decode() for t in outputs["tags"][0][: len(sentence.tokens)]])
     gold = [s.tags for s in test]
     assert report["f1"] == pytest.approx(f1_score(gold, predicted), abs=1e-9)
 
 
-def test_decoded_entity_tags_are_always_valid_bio(trained_run):
-    predictor = load_predictor(TASK, trained_run)
+def test_decoded_entity_tags_are_always_valid_bio(run_predictor):
     texts = ["in in in of of Paris", "Merkel Merkel , , said", ". . .", "x " * 50]
-    for row in predictor.answer({"text": texts}):
+    for row in run_predictor.answer({"text": texts}):
         tags = [t.decode() for t in row["tags"][: int(row["length"])]]
         for previous, tag in zip(["O", *tags], tags, strict=False):
             if tag.startswith("I-"):
                 assert previous[2:] == tag[2:] and previous != "O", tags
 
 
-def test_padding_never_changes_a_sentence_s_tags(trained_run, entity_data):
+def test_padding_never_changes_a_sentence_s_tags(run_predictor, entity_data):
     """Masking end to end: a short sentence tagged alone, and padded to the width of a long
     one in the same batch, gets the same tags (a backward LSTM or a CRF reading the padding
     would differ), and its padding gets no tags."""
@@ -122,10 +127,9 @@ def test_padding_never_changes_a_sentence_s_tags(trained_run, entity_data):
     short = min(test, key=lambda s: len(s.tokens)).tokens
     long = max(test, key=lambda s: len(s.tokens)).tokens
     assert len(long) >= len(short) + 5
-    predictor = load_predictor(TASK, trained_run)
-    alone = predictor.outputs({"tokens": [short]}, TAG_TOKENS)["tags"][0]
+    alone = run_predictor.outputs({"tokens": [short]}, TAG_TOKENS)["tags"][0]
     padded = short + [""] * (len(long) - len(short))
-    batch = predictor.outputs({"tokens": [padded, long]}, TAG_TOKENS)
+    batch = run_predictor.outputs({"tokens": [padded, long]}, TAG_TOKENS)
     np.testing.assert_array_equal(batch["tags"][0][: len(short)], alone)
     assert set(batch["tags"][0][len(short) :]) == {b""}
     assert batch["length"].tolist() == [len(short), len(long)]
@@ -152,9 +156,9 @@ def test_predict_prints_tokens_tags_and_entities(trained_run, capsys):
         assert first["tags"][entity["start"]] == f"B-{entity['type']}"
 
 
-def test_run_directory_and_export_answer_alike(trained_run, export_dir):
+def test_run_directory_and_export_answer_alike(run_predictor, export_dir):
     texts = ["Angela Merkel visited Paris on Monday.", "", "the U.S. didn't say", "é" * 40]
-    from_run = load_predictor(TASK, trained_run).answer({"text": texts})
+    from_run = run_predictor.answer({"text": texts})
     from_export = load_predictor(TASK, export_dir).answer({"text": texts})
     for a, b in zip(from_run, from_export, strict=True):
         assert int(a["length"]) == int(b["length"])

@@ -13,6 +13,8 @@ Not run here, because Keras skips them on the TensorFlow backend: the flash-atte
 backend.
 """
 
+import pytest
+
 from tests.seqlayers.keras_suites import KerasSuite
 
 MULTI_HEAD_ATTENTION = KerasSuite(
@@ -24,8 +26,11 @@ MULTI_HEAD_ATTENTION = KerasSuite(
 )
 
 
-def test_keras_multi_head_attention_tests_pass_against_ours(tmp_path):
-    outcomes = MULTI_HEAD_ATTENTION.run(tmp_path)
-    MULTI_HEAD_ATTENTION.check(outcomes)
+# A parameter, so that the keras_suite_outcomes fixture (tests/seqlayers/conftest.py) runs this
+# suite in the same process as the recurrent ones.
+@pytest.mark.parametrize("suite", [MULTI_HEAD_ATTENTION], ids=["multi_head_attention"])
+def test_keras_multi_head_attention_tests_pass_against_ours(suite, keras_suite_outcomes):
+    outcomes = keras_suite_outcomes(suite)
+    suite.check(outcomes)
     # The whole file ran: 48 tests in Keras 3.15.1, the two flash-attention ones skipped.
     assert len(outcomes) >= 48, sorted(outcomes)

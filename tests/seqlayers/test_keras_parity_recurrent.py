@@ -26,8 +26,9 @@ time with the count substituted too (``6`` for ``3``), so that everything else i
 losses, dropout in training) is proven as well.
 
 A suite takes 4 to 8 seconds (a fresh Python process that imports TensorFlow, then Keras'
-tests): ``make test`` runs the LSTM suite, the generic ConvLSTM suite and the 2D one (about 17
-seconds on 2 CPU cores); the 1D and 3D suites and the second LSTM run are marked slow.
+tests): ``make test`` runs the LSTM suite, the generic ConvLSTM suite and the 2D one, in one
+process with the attention suite (the ``keras_suite_outcomes`` fixture); the 1D and 3D suites
+and the second LSTM run are marked slow.
 
 Quantization is held to the same bar: ``model.quantize("int8")`` does to our layers what it does
 to their Keras counterparts (``keras.layers.LSTM``, ``ConvLSTM2D``, ``Conv1D`` for the TCN),
@@ -73,8 +74,7 @@ class ParitySuite:
     suite: KerasSuite
     failure_messages: dict[str, str]
 
-    def run_and_check(self, directory):
-        outcomes = self.suite.run(directory)
+    def check(self, outcomes):
         self.suite.check(outcomes)
         assert set(self.failure_messages) == set(self.suite.expected_failures)
         for name, fragment in self.failure_messages.items():
@@ -144,8 +144,8 @@ GENERIC_CONV_LSTM = ParitySuite(
         pytest.param(conv_lstm_suite(3), id="conv_lstm3d", marks=pytest.mark.slow),
     ],
 )
-def test_keras_suite_passes_but_for_documented_differences(parity_suite, tmp_path):
-    parity_suite.run_and_check(tmp_path)
+def test_keras_suite_passes_but_for_documented_differences(parity_suite, keras_suite_outcomes):
+    parity_suite.check(keras_suite_outcomes(parity_suite.suite))
 
 
 # --- model.quantize("int8") -----------------------------------------------------------------

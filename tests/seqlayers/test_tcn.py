@@ -8,29 +8,39 @@ from seqlayers.tcn import TCN, last_valid_step
 from seqlayers.tcn_block import receptive_field
 from tests.layer_checks import run_layer_checks
 
+# === The layer kit ===
+# TCN's own code paths are the skip-connection sum and the last valid step, one full kit each
+# (between them, both sides of every branch in TCN.call). Normalization, padding and dropout only
+# pass through to TCNBlock, whose kits (test_tcn_block.py) export and XLA-compile each of them:
+# here those configurations run every other check (export_and_xla=False), so a TCN that mishandles
+# them in config, saving, precision, training or masking still fails.
 
-@pytest.mark.parametrize("normalization", ["weight", "layer", "batch", None])
-def test_tcn_passes_the_layer_kit(tmp_path, normalization):
+
+def test_tcn_with_skip_connections_and_stacks_passes_the_layer_kit(tmp_path):
     run_layer_checks(
         TCN,
-        {"filters": 4, "kernel_size": 2, "dilations": [1, 2], "normalization": normalization},
+        {
+            "filters": 4,
+            "kernel_size": 2,
+            "dilations": [1, 2],
+            "stacks": 2,
+            "use_skip_connections": True,
+        },
         input_shape=(None, 3),
         expected_output_shape=(None, 4),
         tmp_path=tmp_path,
         masking=True,
-        sequence_lengths=(2, 9),  # shorter and longer than the receptive field (7)
     )
 
 
-@pytest.mark.parametrize("padding", ["causal", "same"])
-def test_tcn_returning_the_last_step_passes_the_layer_kit(tmp_path, padding):
+def test_tcn_returning_the_last_step_passes_the_layer_kit(tmp_path):
     run_layer_checks(
         TCN,
         {
             "filters": [6, 8],
             "kernel_size": 3,
             "dilations": [1, 2],
-            "padding": padding,
+            "padding": "same",
             "return_sequences": False,
             "dropout": 0.1,
         },
@@ -41,22 +51,35 @@ def test_tcn_returning_the_last_step_passes_the_layer_kit(tmp_path, padding):
     )
 
 
-def test_tcn_with_skip_connections_and_stacks_passes_the_layer_kit(tmp_path):
+@pytest.mark.parametrize("normalization", ["weight", "layer", "batch", None])
+def test_tcn_normalizations_pass_the_layer_kit_but_export_and_xla(tmp_path, normalization):
     run_layer_checks(
         TCN,
-        {"filters": 4, "kernel_size": 2, "dilations": [1, 2], "stacks": 2},
-        input_shape=(None, 4),
+        {"filters": 4, "kernel_size": 2, "dilations": [1, 2], "normalization": normalization},
+        input_shape=(None, 3),
         expected_output_shape=(None, 4),
         tmp_path=tmp_path,
         masking=True,
+        sequence_lengths=(2, 9),  # shorter and longer than the receptive field (7)
+        export_and_xla=False,
     )
+
+
+def test_causal_tcn_returning_the_last_step_passes_the_layer_kit_but_export_and_xla(tmp_path):
     run_layer_checks(
         TCN,
-        {"filters": 4, "kernel_size": 2, "dilations": [1, 2], "use_skip_connections": True},
-        input_shape=(None, 3),
-        expected_output_shape=(None, 4),
-        tmp_path=tmp_path / "skip",
+        {
+            "filters": [6, 8],
+            "kernel_size": 3,
+            "dilations": [1, 2],
+            "return_sequences": False,
+            "dropout": 0.1,
+        },
+        input_shape=(None, 2),
+        expected_output_shape=(8,),
+        tmp_path=tmp_path,
         masking=True,
+        export_and_xla=False,
     )
 
 
