@@ -362,6 +362,17 @@ def compile_translator(model: keras.Model, hyperparameters: dict) -> keras.Model
 # === One-step decoding ===
 
 
+def embeddings_and_projection(model: keras.Model):
+    """``(source embedding, target embedding, hidden -> logits)`` of a built translator: one
+    embedding twice when the vocabulary is shared, its transpose when the output is tied."""
+    layer_names = {layer.name for layer in model.layers}
+    target = model.get_layer("target_embedding")
+    source = model.get_layer("source_embedding") if "source_embedding" in layer_names else target
+    if "output_projection" in layer_names:
+        return source, target, model.get_layer("output_projection")
+    return source, target, lambda hidden: target(hidden, reverse=True)
+
+
 class TransformerTranslator:
     """The transformer's layers for ``apps/common/decoding.py``.
 
@@ -377,10 +388,9 @@ class TransformerTranslator:
         def count(prefix):
             return sum(re.fullmatch(rf"{prefix}_\d+", name) is not None for name in layer_names)
 
-        self.source_embedding = model.get_layer(
-            "source_embedding" if "source_embedding" in layer_names else "target_embedding"
+        self.source_embedding, self.target_embedding, self.project = embeddings_and_projection(
+            model
         )
-        self.target_embedding = model.get_layer("target_embedding")
         self.source_positions = model.get_layer("source_positions")
         self.target_positions = model.get_layer("target_positions")
         self.encoders = [model.get_layer(f"encoder_{i}") for i in range(count("encoder"))]
@@ -390,11 +400,6 @@ class TransformerTranslator:
         )
         self.decoder_norm = (
             model.get_layer("decoder_norm") if "decoder_norm" in layer_names else None
-        )
-        self.project = (
-            model.get_layer("output_projection")
-            if "output_projection" in layer_names
-            else (lambda hidden: self.target_embedding(hidden, reverse=True))
         )
 
     def encoder_outputs(self, source_ids):
@@ -489,11 +494,9 @@ class LSTMTranslator:
     decoder's ``(h, c)``, the context the projected encoder outputs and the source mask."""
 
     def __init__(self, model: keras.Model):
-        layer_names = {layer.name for layer in model.layers}
-        self.source_embedding = model.get_layer(
-            "source_embedding" if "source_embedding" in layer_names else "target_embedding"
+        self.source_embedding, self.target_embedding, self.project = embeddings_and_projection(
+            model
         )
-        self.target_embedding = model.get_layer("target_embedding")
         self.encoder = model.get_layer("encoder")
         self.bridge_h = model.get_layer("bridge_h")
         self.bridge_c = model.get_layer("bridge_c")
@@ -501,11 +504,6 @@ class LSTMTranslator:
         self.decoder = model.get_layer("decoder")
         self.attention = model.get_layer("attention")
         self.combine = model.get_layer("combine")
-        self.project = (
-            model.get_layer("output_projection")
-            if "output_projection" in layer_names
-            else (lambda hidden: self.target_embedding(hidden, reverse=True))
-        )
 
     def encode(self, source_ids, max_length):
         del max_length  # the recurrent state does not grow
