@@ -224,7 +224,10 @@ def export(
         for name, function in predictor.signatures.items():
             archive.add_endpoint(name, function)
         archive.write_out(str(export_dir), verbose=False)
-        export_tools.write_export_config(export_dir, predictor.metadata)
+        signatures = export_tools.describe_signatures(predictor.signatures)
+        export_tools.write_export_config(
+            export_dir, {**predictor.metadata, "signatures": signatures}
+        )
         export_tools.write_warmup_requests(export_dir, task.app.name, requests)
         if check:
             expected = [predictor.outputs(inputs, signature) for signature, inputs in requests]

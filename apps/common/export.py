@@ -134,17 +134,23 @@ def describe_signature(name: str, function) -> str:
     return f"{name}({inputs}) -> {{{outputs}}}"
 
 
-def export_config(app: str, run_config: dict, signatures: dict, extras: dict) -> dict:
-    """What an export is, for ``seqapps`` and for people (``assets.extra/seqapps.json``)."""
+def export_config(app: str, run_config: dict, extras: dict) -> dict:
+    """What an export is, for ``seqapps`` and for people (``assets.extra/seqapps.json``), less
+    its ``"signatures"`` (``describe_signatures``), which the export adds: describing them
+    traces every one, seconds for translation's beam search, that evaluate and predict on a
+    run directory may never call."""
     return {
         "app": app,
         "architecture": run_config["hyperparameters"].get("architecture"),
         "hyperparameters": run_config["hyperparameters"],
         "ensemble": run_config.get("ensemble", 1),
         "trained_on": run_config["data"],
-        "signatures": [describe_signature(name, fn) for name, fn in signatures.items()],
         **extras,
     }
+
+
+def describe_signatures(signatures: dict) -> list[str]:
+    return [describe_signature(name, function) for name, function in signatures.items()]
 
 
 def encode_tensor(value) -> str:

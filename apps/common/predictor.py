@@ -33,7 +33,8 @@ class Predictor:
         source: the run directory or export version it came from.
         signatures: ``{name: callable(**inputs) -> {output: tensor}}``.
         metadata: the export config (``apps/common/export.py``): app, architecture, label
-            names and what else a client needs to read the answers.
+            names and what else a client needs to read the answers (a run directory's lacks
+            the signature descriptions, which only an export writes).
     """
 
     def __init__(self, source: Path, signatures: dict[str, Callable], metadata: dict):
@@ -110,7 +111,7 @@ class RunPredictor(Predictor):
                 f"{type(task).__name__}.serving_functions must list {SERVING_DEFAULT} first"
             )
         metadata = export_tools.export_config(
-            task.app.name, self.config, signatures, task.export_metadata(self.preprocessor, options)
+            task.app.name, self.config, task.export_metadata(self.preprocessor, options)
         )
         super().__init__(run_dir, signatures, metadata)
 

@@ -344,8 +344,8 @@ class TranslationTask(Task):
             inputs = tf.concat([tf.fill([batch, 1], START_ID), tokens], axis=1)
             inputs = inputs * tf.cast(tf.sequence_mask(lengths + 1, tf.shape(inputs)[1]), tf.int32)
             weights = translator.cross_attention(source_ids, inputs)
-            end = tf.fill([batch, 1], END_ID)
-            with_end = tf.concat([tokens, end], axis=1)
+            # y1 ... yn, then [END] in every column from n on (beam search pads with 0).
+            with_end = tf.pad(tokens, [[0, 0], [0, 1]])
             with_end = tf.where(tf.sequence_mask(lengths, tf.shape(with_end)[1]), with_end, END_ID)
             return {
                 "translation": result["translation"],
