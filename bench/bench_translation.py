@@ -12,10 +12,11 @@
   minutes since the start; then sacreBLEU on test2016 for beam search (width 4) and greedy
   search, through ``seqapps evaluate``. Anchors (GPU, hours): text-only attention seq2seq about
   35-38, small transformers about 38-41 (``../shared/data/README.md``).
-- ``speed``: milliseconds per generated token for one sentence at output lengths 16, 32 and 64,
-  greedy and beam 4, with the decoder's cache against recomputing the whole prefix at every
-  step (as the official tutorials' exports do), each under ``tf.function``; outputs are forced
-  to the length (the end token forbidden). Then sentences per second of the export's
+- ``speed``: milliseconds per decoding step at output lengths 16, 32 and 64, for one sentence
+  and for a batch of 64 (``--batch``), greedy and beam 4, with the decoder's cache against
+  recomputing the whole prefix at every step (as the official tutorials' exports do), each
+  under ``tf.function``, and cached under XLA too; outputs are forced to the length (the end
+  token forbidden). Then sentences per second of the export's
   ``serving_default`` on the test sentences, in batches of 64.
 
 Output: Markdown tables for bench/RESULTS.md.
@@ -98,7 +99,7 @@ def multi30k(args: argparse.Namespace) -> None:
         minutes = curve[-1][1] if curve else float("nan")
         rows.append(
             f"| {architecture} | {report['bleu']:.2f} | {report['greedy_bleu']:.2f} "
-            f"| {report['chrf']:.1f} | {len(curve)} ({int(best['epoch']) + 1}) | {minutes:.0f} |"
+            f"| {report['chrf']:.1f} | {len(curve)} ({int(best['epoch'])}) | {minutes:.0f} |"
         )
         print(f"sacreBLEU signature: {report['bleu_signature']}", file=sys.stderr)
     print(
@@ -113,54 +114,72 @@ def multi30k(args: argparse.Namespace) -> None:
         print(f"- {architecture}: {points}")
 
 
+def time_per_step(translator, source, search, cached, xla, length, args) -> float:
+    """Median milliseconds per step of a ``search`` forced to ``length`` tokens."""
+    encode = translator.encode if cached else translator.uncached_encode
+    model_step = translator.step if cached else translator.uncached_step
+
+    def step(tokens, index, state, context):
+        # The end token never wins: every output is exactly ``length`` tokens long.
+        logits, state = model_step(tokens, index, state, context)
+        never_end = tf.one_hot(END_ID, tf.shape(logits)[-1], on_value=-1e9)
+        return logits + tf.cast(never_end, logits.dtype), state
+
+    # XLA needs the buffers' sizes at compile time: the length is a Python int there (one
+    # compilation per length, as a server would need per shape); a tensor otherwise.
+    @tf.function(jit_compile=xla)
+    def generate(max_length):
+        state, context = encode(source, max_length)
+        common = {
+            "max_length": max_length,
+            "start_id": START_ID,
+            "end_id": END_ID,
+            "forbidden_ids": FORBIDDEN_IDS,
+        }
+        if search == "greedy":
+            return decoding.greedy_search(step, state, context, **common)["tokens"]
+        return decoding.beam_search(
+            step, state, context, beam_width=4, length_penalty=0.6, **common
+        )["tokens"]
+
+    max_length = length if xla else tf.constant(length)
+    generate(max_length).numpy()  # trace (and compile) and warm up
+    timings = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        generate(max_length).numpy()
+        timings.append(time.perf_counter() - start)
+    return 1000 * float(np.median(timings)) / length
+
+
 def speed(args: argparse.Namespace) -> None:
     run = RunPredictor(TASK, args.model)
     hyperparameters = run.config["hyperparameters"]
     translator = translator_for(run.model, hyperparameters)
-    source = run.preprocessor.source_ids(tf.constant(["A man in a blue shirt is riding a bike ."]))
-    source = source.to_tensor()
-    forbidden = FORBIDDEN_IDS
+    sentence = tf.constant(["A man in a blue shirt is riding a bike ."])
     print(f"\n### Translation: decoding speed ({describe_machine()})\n")
-    print(f"Model: {args.model} ({hyperparameters['architecture']}), one sentence.\n")
-    print("| search | cache | ms/token at 16 | at 32 | at 64 |")
-    print("|---|---|---|---|---|")
-    for search in ("greedy", "beam"):
-        for cached in (True, False):
-            encode = translator.encode if cached else translator.uncached_encode
-            model_step = translator.step if cached else translator.uncached_step
-
-            def step(tokens, index, state, context, model_step=model_step):
-                # The end token never wins: every output is exactly max_length tokens long.
-                logits, state = model_step(tokens, index, state, context)
-                never_end = tf.one_hot(END_ID, tf.shape(logits)[-1], on_value=-1e9)
-                return logits + tf.cast(never_end, logits.dtype), state
-
-            @tf.function
-            def generate(max_length, search=search, encode=encode, step=step):
-                state, context = encode(source, max_length)
-                common = {
-                    "max_length": max_length,
-                    "start_id": START_ID,
-                    "end_id": END_ID,
-                    "forbidden_ids": forbidden,
-                }
-                if search == "greedy":
-                    return decoding.greedy_search(step, state, context, **common)["tokens"]
-                return decoding.beam_search(
-                    step, state, context, beam_width=4, length_penalty=0.6, **common
-                )["tokens"]
-
-            cells = []
-            for length in (16, 32, 64):
-                generate(tf.constant(length))  # trace and warm up
-                timings = []
-                for _ in range(args.repeats):
-                    start = time.perf_counter()
-                    generate(tf.constant(length)).numpy()
-                    timings.append(time.perf_counter() - start)
-                cells.append(f"{1000 * float(np.median(timings)) / length:.2f}")
-            label = "beam 4" if search == "beam" else "greedy"
-            print(f"| {label} | {'yes' if cached else 'no'} | {' | '.join(cells)} |", flush=True)
+    print(
+        f"Model: {args.model} ({hyperparameters['architecture']}); milliseconds per decoding "
+        "step (one token for every row of the batch; a beam-4 step scores 4 hypotheses per "
+        f"row): the time of a whole search forced to the length, divided by the length, median "
+        f"of {args.repeats} searches.\n"
+    )
+    print("| search | batch | cache | XLA | ms/step at 16 | at 32 | at 64 |")
+    print("|---|---|---|---|---|---|---|")
+    for batch in args.batch:
+        source = run.preprocessor.source_ids(tf.repeat(sentence, batch)).to_tensor()
+        for search in ("greedy", "beam"):
+            for cached, xla in ((True, False), (False, False), (True, True)):
+                cells = [
+                    f"{time_per_step(translator, source, search, cached, xla, n, args):.2f}"
+                    for n in (16, 32, 64)
+                ]
+                label = "beam 4" if search == "beam" else "greedy"
+                print(
+                    f"| {label} | {batch} | {'yes' if cached else 'no'} | {'yes' if xla else 'no'} "
+                    f"| {' | '.join(cells)} |",
+                    flush=True,
+                )
     if args.data is not None:
         export = args.export or args.model
         predictor = load_predictor(TASK, export)
@@ -201,6 +220,7 @@ def main() -> None:
     timing.add_argument("--export", type=Path, help="its export (default: the run directory)")
     timing.add_argument("--data", type=Path, help="Multi30k folder, for sentences per second")
     timing.add_argument("--repeats", type=int, default=5)
+    timing.add_argument("--batch", type=int, nargs="+", default=[1, 64], help="rows per search")
     args = parser.parse_args()
     {"multi30k": multi30k, "speed": speed}[args.command](args)
 
