@@ -3,6 +3,8 @@
     .venv/bin/python bench/bench_translation.py multi30k --data ../shared/data/multi30k
                      [--arch transformer lstm] [--minutes 90]
     .venv/bin/python bench/bench_translation.py speed --model runs/bench-translation/transformer
+    .venv/bin/python bench/bench_translation.py vocabulary --data ../shared/data/multi30k
+                     [--arch lstm] [--epochs 3]
     (multi30k with --quick: 1 epoch, a smoke run)
 
 - ``multi30k``: each architecture trained by the command a user types, ``seqapps train
@@ -12,6 +14,9 @@
   minutes since the start; then sacreBLEU on test2016 for beam search (width 4) and greedy
   search, through ``seqapps evaluate``. Anchors (GPU, hours): text-only attention seq2seq about
   35-38, small transformers about 38-41 (``../shared/data/README.md``).
+- ``vocabulary``: one subword vocabulary for both languages (the default) against one for each,
+  trained by the same command for the same epochs: subwords per sentence, unknown pieces, the
+  validation curve and test2016 BLEU.
 - ``speed``: milliseconds per decoding step at output lengths 16, 32 and 64, for one sentence
   and for a batch of 64 (``--batch``), greedy and beam 4, with the decoder's cache against
   recomputing the whole prefix at every step (as the official tutorials' exports do), each
@@ -43,7 +48,7 @@ from apps.common.predictor import RunPredictor, load_predictor
 from apps.common.text import END_ID, START_ID
 from apps.translation import APP
 from apps.translation.model import translator_for
-from apps.translation.task import FORBIDDEN_IDS, translate_texts
+from apps.translation.task import FORBIDDEN_IDS, subword_files, translate_texts
 
 TASK = APP.load_task()
 EPOCH_LINE = re.compile(r"^epoch (\d+)/\d+: .*val_bleu ([0-9.]+)")
@@ -114,8 +119,56 @@ def multi30k(args: argparse.Namespace) -> None:
         print(f"- {architecture}: {points}")
 
 
-def time_per_step(translator, source, search, cached, xla, length, args) -> float:
-    """Median milliseconds per step of a ``search`` forced to ``length`` tokens."""
+def vocabulary(args: argparse.Namespace) -> None:
+    """Shared against separate subword vocabularies: the same command and number of epochs,
+    only ``shared_vocabulary`` differs; the subwords per sentence and the test BLEU of each."""
+    import sentencepiece
+
+    print(f"\n### Translation: shared or separate vocabularies ({describe_machine()})\n")
+    data = TASK.load_data(args.data, {}, seed=0, for_training=False)
+    test = data.split(TEST_SPLIT)
+    rows = []
+    for shared in (True, False):
+        name = "shared" if shared else "separate"
+        run_dir = args.runs / f"{args.arch}-{name}-vocabulary"
+        extra = ["--arch", args.arch, "--epochs", str(args.epochs)]
+        extra += ["--set", f"shared_vocabulary={str(shared).lower()}"]
+        curve = train_for(args.data, run_dir, extra, minutes=float("inf"))
+        report = evaluate(run_dir, args.data)
+        files = dict.fromkeys(subword_files({"shared_vocabulary": shared}))  # one when shared
+        processors = [
+            sentencepiece.SentencePieceProcessor(model_file=str(run_dir / file)) for file in files
+        ]
+        source_model, target_model = processors[0], processors[-1]
+        sizes = " + ".join(str(p.get_piece_size()) for p in processors)
+        source_pieces = np.mean([len(source_model.encode(p.source)) for p in test])
+        target_pieces = np.mean([len(target_model.encode(p.target)) for p in test])
+        unknown = sum(
+            model.encode(text).count(model.unk_id())
+            for pair in test
+            for model, text in ((source_model, pair.source), (target_model, pair.target))
+        )
+        points = ", ".join(f"{b:.1f}" for _, _, b in curve)
+        minutes = curve[-1][1] if curve else float("nan")
+        rows.append(
+            f"| {name} | {sizes} | {source_pieces:.1f} / {target_pieces:.1f} | {unknown} "
+            f"| {points} | {report['bleu']:.2f} | {report['greedy_bleu']:.2f} | {minutes:.0f} |"
+        )
+    print(
+        f"`{args.arch}`, {args.epochs} epochs each, everything else the defaults; subwords per "
+        f"test2016 sentence (English / German) and unknown pieces in the {len(test)} test pairs.\n"
+    )
+    print(
+        "| vocabulary | pieces | subwords per sentence | unknown | val BLEU per epoch "
+        "| test2016 BLEU, beam 4 | greedy | training minutes |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
+def time_per_step(translator, source, search, cached, xla, length, args, first_calls) -> float:
+    """Median milliseconds per step of a ``search`` forced to ``length`` tokens; the seconds of
+    its first call (tracing, and compiling under XLA) go to ``first_calls``."""
     encode = translator.encode if cached else translator.uncached_encode
     model_step = translator.step if cached else translator.uncached_step
 
@@ -143,7 +196,9 @@ def time_per_step(translator, source, search, cached, xla, length, args) -> floa
         )["tokens"]
 
     max_length = length if xla else tf.constant(length)
+    start = time.perf_counter()
     generate(max_length).numpy()  # trace (and compile) and warm up
+    first_calls[(search, source.shape[0], cached, xla, length)] = time.perf_counter() - start
     timings = []
     for _ in range(args.repeats):
         start = time.perf_counter()
@@ -166,12 +221,13 @@ def speed(args: argparse.Namespace) -> None:
     )
     print("| search | batch | cache | XLA | ms/step at 16 | at 32 | at 64 |")
     print("|---|---|---|---|---|---|---|")
+    first: dict[tuple, float] = {}
     for batch in args.batch:
         source = run.preprocessor.source_ids(tf.repeat(sentence, batch)).to_tensor()
         for search in ("greedy", "beam"):
             for cached, xla in ((True, False), (False, False), (True, True)):
                 cells = [
-                    f"{time_per_step(translator, source, search, cached, xla, n, args):.2f}"
+                    f"{time_per_step(translator, source, search, cached, xla, n, args, first):.2f}"
                     for n in (16, 32, 64)
                 ]
                 label = "beam 4" if search == "beam" else "greedy"
@@ -180,6 +236,11 @@ def speed(args: argparse.Namespace) -> None:
                     f"| {' | '.join(cells)} |",
                     flush=True,
                 )
+    print("\nFirst call (tracing; with XLA also compiling, once per shape), seconds:\n")
+    for (search, batch, cached, xla, length), seconds in first.items():
+        if cached:
+            xla_label = "XLA" if xla else "no XLA"
+            print(f"- {search}, batch {batch}, {xla_label}, length {length}: {seconds:.1f}")
     if args.data is not None:
         export = args.export or args.model
         predictor = load_predictor(TASK, export)
@@ -215,6 +276,11 @@ def main() -> None:
     corpus.add_argument("--minutes", type=float, default=90.0)
     corpus.add_argument("--runs", type=Path, default=Path("runs/bench-translation"))
     corpus.add_argument("--quick", action="store_true")
+    vocabularies = commands.add_parser("vocabulary")
+    vocabularies.add_argument("--data", type=Path, required=True)
+    vocabularies.add_argument("--arch", default="lstm")
+    vocabularies.add_argument("--epochs", type=int, default=3)
+    vocabularies.add_argument("--runs", type=Path, default=Path("runs/bench-translation"))
     timing = commands.add_parser("speed")
     timing.add_argument("--model", type=Path, required=True, help="a training run directory")
     timing.add_argument("--export", type=Path, help="its export (default: the run directory)")
@@ -222,7 +288,7 @@ def main() -> None:
     timing.add_argument("--repeats", type=int, default=5)
     timing.add_argument("--batch", type=int, nargs="+", default=[1, 64], help="rows per search")
     args = parser.parse_args()
-    {"multi30k": multi30k, "speed": speed}[args.command](args)
+    {"multi30k": multi30k, "vocabulary": vocabulary, "speed": speed}[args.command](args)
 
 
 if __name__ == "__main__":
