@@ -506,10 +506,12 @@ def translation_function(model, preprocessor: TranslationPreprocessor, hyperpara
 
 def translate_texts(translate_batch, texts: Sequence[str], what: str | None) -> list[str]:
     """``translate_batch(list of texts) -> bytes[b]`` over all ``texts``, in batches of similar
-    length (sorted: little padding), returned in the input order."""
+    length (sorted: little padding), returned in the input order; progress lines say ``what``
+    (None: no progress)."""
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     translations: list[str] = [""] * len(texts)
-    with Progress(what, len(texts), "sentences") as progress:
+    quiet = io.StringIO() if what is None else None
+    with Progress(what or "", len(texts), "sentences", stream=quiet) as progress:
         for start in range(0, len(order), EVALUATION_BATCH):
             indices = order[start : start + EVALUATION_BATCH]
             outputs = translate_batch([texts[i] for i in indices])
