@@ -59,7 +59,7 @@ demo-tagging: $(INSTALLED)
 # English-German pairs of the built-in grammar: a smaller transformer than the default, a few epochs.
 DEMO_TRANSLATION_RUN ?= runs/demo-translation
 demo-translation: $(INSTALLED)
-	$(BIN)/seqapps train translation --out $(DEMO_TRANSLATION_RUN) --epochs 4 --overwrite \
+	$(BIN)/seqapps train translation --out $(DEMO_TRANSLATION_RUN) --epochs 3 --overwrite \
 		--set model_dim=128 --set intermediate_dim=512 --set encoder_layers=2 \
 		--set decoder_layers=2 --set learning_rate=0.002 --set warmup_steps=100
 	$(BIN)/seqapps evaluate translation --model $(DEMO_TRANSLATION_RUN) --split test
