@@ -275,7 +275,8 @@ def test_export_answers_any_string_as_the_run_does(
     """``seqapps export`` published only after a fresh process that imports nothing but
     TensorFlow and tensorflow-text gave the run's answers to the warm-up requests (the framework
     tests prove the check refuses an export that answers differently): here, that those requests
-    hold an empty string, invalid UTF-8 and a long text for each signature."""
+    hold an empty string, invalid UTF-8 and a long text for each signature; a megabyte text
+    gets an answer."""
     config = json.loads((export_dir / "assets.extra" / "seqapps.json").read_text())
     assert config["beam_width"] == 3 and config["max_source_tokens"] == 128
     assert [s.split("(")[0] for s in config["signatures"]] == [
@@ -294,10 +295,15 @@ def test_export_answers_any_string_as_the_run_does(
     texts = list(requests["serving_default"])
     assert b"" in texts and max(len(t) for t in texts) > 10_000
     assert any(not is_utf8(t) for t in texts)
-    # The export, loaded here, answers them as the run directory does (beam width aside).
+    # The export, loaded here, answers them as the run directory does (beam width aside), and
+    # a megabyte text too: cut to max_source_tokens, it translates as its first 20 KB do.
+    megabyte = texts[int(np.argmax([len(t) for t in texts]))] * 50
+    assert len(megabyte) >= 1_000_000
+    texts += [megabyte]
     run_answers = run_predictor.outputs({"text": texts}, "greedy")
     export_answers = export_predictor.outputs({"text": texts}, "greedy")
     np.testing.assert_array_equal(run_answers["translation"], export_answers["translation"])
+    assert export_answers["translation"][-1] == export_answers["translation"][-2]
     assert all(isinstance(t.decode("utf-8"), str) for t in export_answers["translation"])
 
 
