@@ -24,7 +24,8 @@ one embedding matrix; with ``tie_embeddings`` the output projection is that matr
 Padding (id 0) is a Keras mask: attention ignores padded source steps, and the loss and the
 accuracy count only real target tokens (``MaskedSmoothedCrossEntropy``, ``MaskedTokenAccuracy``).
 The learning rate warms up linearly, then decays with the inverse square root of the step
-(``WarmupInverseSquareRoot``); gradients are clipped by their global norm.
+(``WarmupInverseSquareRoot``); gradients are clipped by their global norm. These, and the
+transformer decoder's cached steps, are shared with captioning (``apps/common/generation.py``).
 
 Inference (``translator_for``) runs the model's own layers one token at a time for
 ``apps/common/decoding.py``: ``encode`` the source once, then ``step`` with a cache (the
@@ -34,13 +35,17 @@ the same whatever the length of the output.
 
 from __future__ import annotations
 
-import math
 import re
 
 import keras
 import tensorflow as tf
-from keras import ops
 
+from apps.common.generation import (
+    TokenEmbedding,
+    TransformerDecoding,
+    compile_generator,
+    output_projection,
+)
 from apps.translation import ARCHITECTURES
 from seqlayers import (
     PeepholeLSTM,
@@ -50,7 +55,6 @@ from seqlayers import (
     TransformerEncoder,
 )
 
-PACKAGE = "seqapps_translation"
 POSITIONS = ("sinusoidal", "learned")
 ATTENTIONS = ("dot", "additive")
 
@@ -95,42 +99,6 @@ def default_hyperparameters(architecture: str) -> dict:
 # === Layers ===
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class TokenEmbedding(keras.layers.Embedding):
-    """An ``Embedding`` that also projects back onto its vocabulary (tied embeddings).
-
-    ``call(ids)`` gives ``E[ids] * scale`` with ``scale = sqrt(output_dim)`` when ``scale`` is
-    set (Vaswani et al. 2017, section 3.4); ``call(hidden, reverse=True)`` gives the logits
-    ``hidden @ E^T`` in float32. Id 0 is padding (``mask_zero``).
-    """
-
-    def __init__(self, input_dim, output_dim, scale=False, **kwargs):
-        super().__init__(input_dim, output_dim, mask_zero=True, **kwargs)
-        self.scale = scale
-
-    def call(self, inputs, reverse=False):
-        if reverse:
-            kernel = ops.cast(self.embeddings, self.compute_dtype)
-            return ops.cast(ops.matmul(inputs, ops.transpose(kernel)), "float32")
-        embedded = super().call(inputs)
-        if self.scale:
-            embedded = embedded * ops.cast(math.sqrt(self.output_dim), embedded.dtype)
-        return embedded
-
-    def compute_mask(self, inputs, mask=None):
-        return ops.not_equal(inputs, 0)
-
-    def compute_output_spec(self, inputs, reverse=False):
-        if reverse:
-            return keras.KerasTensor((*inputs.shape[:-1], self.input_dim), dtype="float32")
-        return keras.KerasTensor((*inputs.shape, self.output_dim), dtype=self.compute_dtype)
-
-    def get_config(self):
-        config = super().get_config()
-        config.pop("mask_zero", None)
-        return {**config, "scale": self.scale}
-
-
 def _embeddings(
     hyperparameters: dict, source_vocabulary: int, target_vocabulary: int, dim: int, scale: bool
 ):
@@ -146,18 +114,7 @@ def _embeddings(
 
 
 def _output_projection(hyperparameters: dict, target_embedding: TokenEmbedding, width: int):
-    """Hidden states -> float32 logits: the target embedding transposed, or a dense layer."""
-    if hyperparameters["tie_embeddings"]:
-        if target_embedding.output_dim != width:
-            raise ValueError(
-                f"tie_embeddings needs the embedding size ({target_embedding.output_dim}) to equal "
-                f"the decoder's output size ({width}); set tie_embeddings=false"
-            )
-        return lambda hidden: target_embedding(hidden, reverse=True)
-    dense = keras.layers.Dense(
-        target_embedding.input_dim, name="output_projection", dtype="float32"
-    )
-    return dense
+    return output_projection(hyperparameters["tie_embeddings"], target_embedding, width)
 
 
 def _positions(hyperparameters: dict, name: str):
@@ -267,96 +224,8 @@ def _build_lstm(hp: dict, source_vocabulary: int, target_vocabulary: int) -> ker
 # === Training ===
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class MaskedSmoothedCrossEntropy(keras.losses.Loss):
-    """Cross-entropy with label smoothing, averaged over the real (non-padding) target tokens.
-
-    With ``eps`` the smoothing and ``V`` the vocabulary, the target distribution is
-    ``(1 - eps) * onehot(y) + eps / V`` (Szegedy et al. 2016, https://arxiv.org/abs/1512.00567).
-    Tokens with id 0 (padding) weigh nothing; the loss of a batch is its sum over real tokens
-    divided by their number, so long and short batches weigh each token alike.
-    """
-
-    def __init__(self, label_smoothing=0.0, name="masked_smoothed_cross_entropy", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.label_smoothing = label_smoothing
-
-    def call(self, y_true, y_pred):
-        y_true = ops.cast(y_true, "int32")
-        logits = ops.cast(y_pred, "float32")
-        log_probabilities = ops.log_softmax(logits, axis=-1)
-        true_log_probability = ops.take_along_axis(
-            log_probabilities, ops.expand_dims(y_true, -1), axis=-1
-        )[..., 0]
-        per_token = -(1.0 - self.label_smoothing) * true_log_probability
-        per_token -= self.label_smoothing * ops.mean(log_probabilities, axis=-1)
-        mask = ops.cast(ops.not_equal(y_true, 0), "float32")
-        return ops.sum(per_token * mask) / ops.maximum(ops.sum(mask), 1.0)
-
-    def get_config(self):
-        return {**super().get_config(), "label_smoothing": self.label_smoothing}
-
-
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class MaskedTokenAccuracy(keras.metrics.Metric):
-    """The fraction of real (non-padding) target tokens whose most likely prediction is right."""
-
-    def __init__(self, name="token_accuracy", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.correct = self.add_variable((), initializer="zeros", name="correct")
-        self.total = self.add_variable((), initializer="zeros", name="total")
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        del sample_weight
-        y_true = ops.cast(y_true, "int32")
-        mask = ops.cast(ops.not_equal(y_true, 0), "float32")
-        hits = ops.cast(ops.equal(ops.argmax(y_pred, axis=-1), y_true), "float32")
-        self.correct.assign_add(ops.sum(hits * mask))
-        self.total.assign_add(ops.sum(mask))
-
-    def result(self):
-        return self.correct / ops.maximum(self.total, 1.0)
-
-    def reset_state(self):
-        self.correct.assign(0.0)
-        self.total.assign(0.0)
-
-
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class WarmupInverseSquareRoot(keras.optimizers.schedules.LearningRateSchedule):
-    """``peak * min(step / warmup, sqrt(warmup / step))``: a linear warm-up to ``peak`` at
-    ``warmup_steps``, then the inverse-square-root decay of Vaswani et al. (2017, eq. 3)."""
-
-    def __init__(self, peak, warmup_steps):
-        self.peak, self.warmup_steps = peak, warmup_steps
-
-    def __call__(self, step):
-        step = ops.maximum(ops.cast(step, "float32") + 1.0, 1.0)
-        warmup = float(max(1, self.warmup_steps))
-        return self.peak * ops.minimum(step / warmup, ops.sqrt(warmup / step))
-
-    def get_config(self):
-        return {"peak": self.peak, "warmup_steps": self.warmup_steps}
-
-
 def compile_translator(model: keras.Model, hyperparameters: dict) -> keras.Model:
-    schedule = WarmupInverseSquareRoot(
-        hyperparameters["learning_rate"], hyperparameters["warmup_steps"]
-    )
-    # beta_2 = 0.98 as in Vaswani et al.: the second-moment estimate follows the warm-up.
-    optimizer = keras.optimizers.Adam(
-        schedule, beta_2=0.98, epsilon=1e-9, global_clipnorm=hyperparameters["clipnorm"]
-    )
-    model.compile(
-        optimizer=optimizer,
-        loss=MaskedSmoothedCrossEntropy(hyperparameters["label_smoothing"]),
-        metrics=[MaskedTokenAccuracy()],
-        # Keras' "auto" picks XLA for these layers, and XLA compiles anew for every batch
-        # shape: bucketed sentence pairs have dozens, and a Multi30k epoch took minutes longer
-        # compiling than computing. The graph runs every shape.
-        jit_compile=False,
-    )
-    return model
+    return compile_generator(model, hyperparameters)
 
 
 # === One-step decoding ===
@@ -374,13 +243,9 @@ def embeddings_and_projection(model: keras.Model):
 
 
 class TransformerTranslator:
-    """The transformer's layers for ``apps/common/decoding.py``.
-
-    ``encode`` runs the encoder once and computes each decoder block's cross-attention keys and
-    values (the ``context``, fixed during the search) and empty self-attention caches (the
-    ``state``); ``step`` embeds one token per row at position ``index`` and runs every block
-    on it against its cache.
-    """
+    """The transformer's layers for ``apps/common/decoding.py``: ``encode`` runs the encoder once,
+    then the decoder blocks decode over its outputs with their caches
+    (``apps/common/generation.py``'s ``TransformerDecoding``)."""
 
     def __init__(self, model: keras.Model):
         layer_names = {layer.name for layer in model.layers}
@@ -388,19 +253,22 @@ class TransformerTranslator:
         def count(prefix):
             return sum(re.fullmatch(rf"{prefix}_\d+", name) is not None for name in layer_names)
 
-        self.source_embedding, self.target_embedding, self.project = embeddings_and_projection(
-            model
-        )
+        def optional(name):
+            return model.get_layer(name) if name in layer_names else None
+
+        self.source_embedding, target_embedding, project = embeddings_and_projection(model)
         self.source_positions = model.get_layer("source_positions")
-        self.target_positions = model.get_layer("target_positions")
         self.encoders = [model.get_layer(f"encoder_{i}") for i in range(count("encoder"))]
-        self.decoders = [model.get_layer(f"decoder_{i}") for i in range(count("decoder"))]
-        self.encoder_norm = (
-            model.get_layer("encoder_norm") if "encoder_norm" in layer_names else None
+        self.encoder_norm = optional("encoder_norm")
+        self.decoding = TransformerDecoding(
+            target_embedding,
+            model.get_layer("target_positions"),
+            [model.get_layer(f"decoder_{i}") for i in range(count("decoder"))],
+            optional("decoder_norm"),
+            project,
         )
-        self.decoder_norm = (
-            model.get_layer("decoder_norm") if "decoder_norm" in layer_names else None
-        )
+        self.step = self.decoding.step
+        self.uncached_step = self.decoding.uncached_step
 
     def encoder_outputs(self, source_ids):
         """``(encoded [batch, S, dim], source_mask [batch, S])``."""
@@ -414,79 +282,14 @@ class TransformerTranslator:
 
     def encode(self, source_ids, max_length):
         """``(state, context)`` for a search over at most ``max_length`` output tokens."""
-        encoded, mask = self.encoder_outputs(source_ids)
-        batch = tf.shape(source_ids)[0]
-        context = {
-            "cross_caches": tuple(d.compute_cross_attention_cache(encoded) for d in self.decoders),
-            "source_mask": mask,
-        }
-        state = tuple(d.empty_self_attention_cache(batch, max_length) for d in self.decoders)
-        return state, context
-
-    def step(self, tokens, index, state, context):
-        """``tokens [n]`` at position ``index`` -> ``(logits [n, vocabulary], state)``."""
-        y = self.target_embedding(tokens[:, None])
-        y = self.target_positions(y, start_index=index)
-        caches = []
-        for decoder, cache, cross_cache in zip(
-            self.decoders, state, context["cross_caches"], strict=True
-        ):
-            y, cache, _ = decoder(
-                y,
-                encoder_padding_mask=context["source_mask"],
-                self_attention_cache=cache,
-                self_attention_cache_update_index=index,
-                cross_attention_cache=cross_cache,
-            )
-            caches.append(cache)
-        if self.decoder_norm is not None:
-            y = self.decoder_norm(y)
-        return self.project(y)[:, 0], tuple(caches)
-
-    def decoder_outputs(self, encoded, source_mask, target_ids):
-        """The decoder's last hidden states for a whole (teacher-forced) target."""
-        y = self.target_positions(self.target_embedding(target_ids))
-        target_mask = tf.not_equal(target_ids, 0)
-        for decoder in self.decoders:
-            y = decoder(
-                y,
-                encoded,
-                decoder_padding_mask=target_mask,
-                encoder_padding_mask=source_mask,
-            )
-        return self.decoder_norm(y) if self.decoder_norm is not None else y
+        return self.decoding.start(*self.encoder_outputs(source_ids), max_length)
 
     def uncached_encode(self, source_ids, max_length):
-        """``encode`` for ``uncached_step``: the state is the output so far, ``[n, max_length]``."""
-        encoded, mask = self.encoder_outputs(source_ids)
-        tokens = tf.zeros([tf.shape(source_ids)[0], max_length], tf.int32)
-        return tokens, {"encoded": encoded, "source_mask": mask}
-
-    def uncached_step(self, tokens, index, state, context):
-        """A step that recomputes the whole prefix (what tutorials' exports do), to measure the
-        cache against: the cost of step ``i`` grows with ``i``."""
-        state = tf.tensor_scatter_nd_update(
-            state,
-            tf.stack([tf.range(tf.shape(tokens)[0]), tf.fill(tf.shape(tokens), index)], 1),
-            tokens,
-        )
-        prefix = state[:, : index + 1]
-        hidden = self.decoder_outputs(context["encoded"], context["source_mask"], prefix)
-        return self.project(hidden[:, -1:])[:, 0], state
+        return self.decoding.uncached_start(*self.encoder_outputs(source_ids), max_length)
 
     def cross_attention(self, source_ids, target_ids):
         """The last decoder block's cross-attention, averaged over heads: ``[b, T, S]``."""
-        encoded, source_mask = self.encoder_outputs(source_ids)
-        target_mask = tf.not_equal(target_ids, 0)
-        y = self.target_positions(self.target_embedding(target_ids))
-        for decoder in self.decoders[:-1]:
-            y = decoder(
-                y, encoded, decoder_padding_mask=target_mask, encoder_padding_mask=source_mask
-            )
-        scores = self.decoders[-1].cross_attention_scores(
-            y, encoded, decoder_padding_mask=target_mask, encoder_padding_mask=source_mask
-        )
-        return tf.reduce_mean(tf.cast(scores, tf.float32), axis=1)
+        return self.decoding.cross_attention(*self.encoder_outputs(source_ids), target_ids)
 
 
 class LSTMTranslator:
