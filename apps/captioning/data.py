@@ -51,7 +51,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from apps.common.datasets import WHOLE_FILE, ExampleList, Splits, read_utf8
+from apps.common.datasets import WHOLE_FILE, ExampleList, Splits, read_utf8, shown_value
 from apps.common.errors import SeqappsError
 
 VALIDATION_FRACTION = 0.1
@@ -78,7 +78,6 @@ SIGNATURES = (
 SIGNATURE_BYTES = 8
 NOT_AN_IMAGE = "not a JPEG, PNG, GIF or BMP file"
 NAMES_SHOWN = 5  # first names a skip note lists
-SHOWN_VALUE_CHARACTERS = 60
 PROGRESS_FROM = 2000  # images whose signatures are checked with a progress line in logs
 
 
@@ -120,12 +119,6 @@ class CaptionedImage:
 Captions = dict[str, list[str]]
 
 
-def _shown(value: str) -> str:
-    if len(value) <= SHOWN_VALUE_CHARACTERS:
-        return repr(value)
-    return repr(value[:SHOWN_VALUE_CHARACTERS]) + "..."
-
-
 def _lines(path: Path) -> list[str]:
     """The lines of ``path`` without line ends; only ``\\n`` ends a line (``str.splitlines``
     would also split a caption at a form feed or U+2028)."""
@@ -144,17 +137,20 @@ def read_token_file(path: Path) -> Captions:
         caption_id, tab, caption = line.partition("\t")
         if not tab:
             raise SeqappsError(
-                f"{path}, line {number}: no tab in {_shown(line)}; expected image.jpg#N<TAB>caption"
+                f"{path}, line {number}: no tab in {shown_value(line)}; "
+                "expected image.jpg#N<TAB>caption"
             )
         name, hash_sign, index = caption_id.strip().rpartition("#")
         if not hash_sign or not name or not index.isdigit():
             raise SeqappsError(
-                f"{path}, line {number}: no #N after the image name in {_shown(caption_id)}; "
+                f"{path}, line {number}: no #N after the image name in {shown_value(caption_id)}; "
                 "expected image.jpg#N<TAB>caption"
             )
         caption = caption.strip()
         if not caption:
-            raise SeqappsError(f"{path}, line {number}: empty caption for {_shown(caption_id)}")
+            raise SeqappsError(
+                f"{path}, line {number}: empty caption for {shown_value(caption_id)}"
+            )
         numbered.setdefault(name, []).append((int(index), caption))
     # sorted() is stable: a repeated #N keeps the file order.
     return {
@@ -176,14 +172,14 @@ def read_caption_csv(path: Path) -> Captions:
             if not set(CSV_COLUMNS) <= set(header):
                 raise SeqappsError(
                     f"{path}, line {reader.line_num}: expected a header naming the columns "
-                    f"image and caption ('image,caption'), got {_shown(','.join(row))}"
+                    f"image and caption ('image,caption'), got {shown_value(','.join(row))}"
                 )
             image_column, caption_column = (header.index(column) for column in CSV_COLUMNS)
             continue
         if len(row) <= max(image_column, caption_column):
             raise SeqappsError(
                 f"{path}, line {reader.line_num}: {len(row)} column(s) in "
-                f"{_shown(','.join(row))}; expected {len(header)} ({','.join(header)})"
+                f"{shown_value(','.join(row))}; expected {len(header)} ({','.join(header)})"
             )
         if caption_column == len(header) - 1:
             # Unquoted commas in a last-column caption split it: put them back.
@@ -193,10 +189,12 @@ def read_caption_csv(path: Path) -> Captions:
         name, caption = row[image_column].strip(), caption.strip()
         if not name:
             raise SeqappsError(
-                f"{path}, line {reader.line_num}: no image name in {_shown(','.join(row))}"
+                f"{path}, line {reader.line_num}: no image name in {shown_value(','.join(row))}"
             )
         if not caption:
-            raise SeqappsError(f"{path}, line {reader.line_num}: empty caption for {_shown(name)}")
+            raise SeqappsError(
+                f"{path}, line {reader.line_num}: empty caption for {shown_value(name)}"
+            )
         captions.setdefault(name, []).append(caption)
     if header is None:
         raise SeqappsError(f"{path}: empty file; expected a header line 'image,caption'")
@@ -369,7 +367,7 @@ def _read_split_lists(folder: Path) -> dict[str, list[str]]:
                 other, other_number = seen[name]
                 where = "line" if other == path else f"{other.name}, line"
                 raise SeqappsError(
-                    f"{path}, line {number}: {_shown(name)} is listed twice (also {where} "
+                    f"{path}, line {number}: {shown_value(name)} is listed twice (also {where} "
                     f"{other_number}); an image belongs to one split"
                 )
             seen[name] = (path, number)

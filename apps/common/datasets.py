@@ -92,6 +92,16 @@ class Splits:
         return self
 
 
+SHOWN_VALUE_CHARACTERS = 60  # of a bad value quoted in an error
+
+
+def shown_value(value: str) -> str:
+    """``value`` quoted for an error message, its first 60 characters and "..." if longer."""
+    if len(value) <= SHOWN_VALUE_CHARACTERS:
+        return repr(value)
+    return repr(value[:SHOWN_VALUE_CHARACTERS]) + "..."
+
+
 def read_utf8(path: Path) -> str:
     """The text of ``path``; undecodable bytes are an error naming the line and the bytes."""
     try:

@@ -42,7 +42,14 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from apps.common.datasets import WHOLE_FILE, ExampleList, Splits, read_utf8, split_files
+from apps.common.datasets import (
+    WHOLE_FILE,
+    ExampleList,
+    Splits,
+    read_utf8,
+    shown_value,
+    split_files,
+)
 from apps.common.errors import SeqappsError
 
 DEFAULT_DIRECTION = ("en", "de")
@@ -60,7 +67,6 @@ NOT_LANGUAGES = {
 }  # fmt: skip
 LANGUAGE_SUFFIX = re.compile(r"(?P<name>.+)\.(?P<language>[A-Za-z0-9]+)")
 SKIPPED_LINES_SHOWN = 10
-SHOWN_LINE_CHARACTERS = 60
 
 
 @dataclass(frozen=True)
@@ -251,12 +257,6 @@ def read_line_pairs(
     return pairs, _skipped_note(f"{source_path} / {target_path}", name or source_path.name, skipped)
 
 
-def _shortened(line: str) -> str:
-    if len(line) <= SHOWN_LINE_CHARACTERS:
-        return repr(line)
-    return repr(line[:SHOWN_LINE_CHARACTERS]) + "..."
-
-
 def read_tab_separated(path: Path, name: str = "") -> tuple[ExampleList, str | None]:
     """The pairs of a ``source<TAB>target[<TAB>...]`` file (blank lines are ignored), and a note
     on the pairs skipped."""
@@ -268,7 +268,7 @@ def read_tab_separated(path: Path, name: str = "") -> tuple[ExampleList, str | N
         fields = line.split("\t")
         if len(fields) < 2:
             raise SeqappsError(
-                f"{path}, line {number}: no tab in {_shortened(line)}; expected "
+                f"{path}, line {number}: no tab in {shown_value(line)}; expected "
                 "source<TAB>target (a folder of line-aligned NAME.SRC / NAME.TGT files is given "
                 "as the folder)"
             )
