@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 
+from apps.captioning import APP as CAPTIONING
 from apps.common import command_line
 from apps.common.app import COMMANDS, App
 from apps.common.errors import SeqappsError
@@ -26,7 +27,7 @@ from apps.sentiment import APP as SENTIMENT
 from apps.tagging import APP as TAGGING
 from apps.translation import APP as TRANSLATION
 
-APPS: list[App] = [SENTIMENT, TAGGING, TRANSLATION]
+APPS: list[App] = [SENTIMENT, TAGGING, TRANSLATION, CAPTIONING]
 
 PROGRAM = "seqapps"
 

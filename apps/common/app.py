@@ -33,7 +33,7 @@ def no_arguments(command: str, parser: argparse.ArgumentParser) -> None:
 
 @dataclass(frozen=True)
 class App:
-    """An app's command-line face and its defaults.
+    r"""An app's command-line face and its defaults.
 
     Attributes:
         name: the app's name on the command line (``seqapps train NAME``), its run directory
@@ -46,6 +46,9 @@ class App:
             ``predict``, ``export``); the shared ones (``apps/common/command_line.py``) are
             already there. Must not import TensorFlow. Their values reach the task as
             ``options``, a dict keyed by the flags' ``dest``.
+        hyperparameter_flags: ``dest``\ s of the app's ``train`` flags that set hyperparameters
+            (``--encoder NAME`` sets ``encoder``): a given value overrides the hyperparameter as
+            ``--set`` would, and config.json records it with the others.
         ensemble: ``None`` when the app's model outputs cannot be averaged (no ``--ensemble``
             flag); otherwise the default number of members, or ``AUTO_ENSEMBLE`` for
             ``Task.default_ensemble_size``.
@@ -58,6 +61,7 @@ class App:
     architectures: tuple[str, ...]
     data_help: str = "the dataset (default: the app's built-in data)"
     add_arguments: Callable[[str, argparse.ArgumentParser], None] = no_arguments
+    hyperparameter_flags: tuple[str, ...] = ()
     ensemble: int | str | None = None
     epochs: int = 20
     batch_size: int = 32

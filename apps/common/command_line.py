@@ -178,10 +178,17 @@ def run(command: str, app: App, args: argparse.Namespace) -> int:
     task = app.load_task()
     options = app_options(args)
     if command == "train":
+        # Flags that stand for hyperparameters: overrides before --set (which wins); paths
+        # absolute, so that the run does not depend on the directory it was started from.
+        flagged = [
+            (name, str(value.resolve()) if isinstance(value, Path) else value)
+            for name in app.hyperparameter_flags
+            if (value := options.pop(name, None)) is not None
+        ]
         settings = drivers.TrainingSettings(
             out=args.out,
             hyperparameters=drivers.resolve_hyperparameters(
-                task, args.arch, args.hyperparameters, args.overrides
+                task, args.arch, args.hyperparameters, [*flagged, *args.overrides]
             ),
             data=args.data,
             options=options,
