@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.seqapps-installed
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: demo demo-sentiment demo-tagging demo-translation test test-slow lint format install bench-tcn bench-recurrent bench-attention bench-sentiment bench-tagging bench-translation
+.PHONY: demo demo-sentiment demo-tagging demo-translation demo-captioning test test-slow lint format install bench-tcn bench-recurrent bench-attention bench-sentiment bench-tagging bench-translation bench-captioning
 
 install: $(INSTALLED)
 
@@ -34,7 +34,7 @@ test-slow: $(INSTALLED)
 
 # Every app's short demo: train on the built-in data, evaluate, export for TF Serving (the newest
 # version under saved_models/<app>) and ask the export a few questions.
-demo: demo-sentiment demo-tagging demo-translation
+demo: demo-sentiment demo-tagging demo-translation demo-captioning
 
 DEMO_RUN ?= runs/demo-sentiment
 demo-sentiment: $(INSTALLED)
@@ -67,6 +67,18 @@ demo-translation: $(INSTALLED)
 	$(BIN)/seqapps predict translation --model saved_models/translation \
 		"The big dog sees the small cat." \
 		"Today the happy teacher helps the children because they are tired."
+
+# Pictures of coloured shapes (the built-in data) at their own 64 pixels, a narrower LSTM
+# decoder than the default (128 units), a few epochs; then it captions two generated pictures.
+DEMO_CAPTIONING_RUN ?= runs/demo-captioning
+demo-captioning: $(INSTALLED)
+	$(BIN)/seqapps train captioning --out $(DEMO_CAPTIONING_RUN) --epochs 3 --overwrite \
+		--set image_size=64 --set units=128 --set embedding_dim=128 --set attention_dim=128
+	$(BIN)/seqapps evaluate captioning --model $(DEMO_CAPTIONING_RUN) --split test
+	$(BIN)/seqapps export captioning --model $(DEMO_CAPTIONING_RUN) --base saved_models
+	$(BIN)/python -m apps.captioning.builtin_data --out $(DEMO_CAPTIONING_RUN)/pictures --count 2
+	$(BIN)/seqapps predict captioning --model saved_models/captioning \
+		--attention-plot $(DEMO_CAPTIONING_RUN)/attention.png $(DEMO_CAPTIONING_RUN)/pictures/*.png
 
 # Benchmarks (bench/RESULTS.md holds their figures). keras-tcn is benchmarked, never a dependency:
 # its wheel's metadata names tensorflow-macos, so it goes in without dependencies, beside the bench.

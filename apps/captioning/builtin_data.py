@@ -26,8 +26,10 @@ with PNG bytes, each split from its own random stream of the seed; no picture oc
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import apps.quiet_tensorflow  # noqa: F401  (first: TensorFlow loads without its C++ start-up noise)
 
@@ -323,3 +325,34 @@ def builtin_caption_data(
         f"built-in shapes: {total:,} generated {image_size}x{image_size} images, "
         f"{CAPTIONS_PER_IMAGE} captions each (seed {seed}; a smoke-test dataset, not a benchmark)",
     )
+
+
+def write_pictures(folder: Path, count: int, seed: int) -> list[Path]:
+    """Writes ``count`` new pictures (the test split of ``seed``) as PNG files into ``folder``,
+    each with its captions in a ``.txt`` file beside it, for trying a model on files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for image in builtin_caption_data(seed, train=0, validation=0, test=count).split("test"):
+        path = folder / image.name
+        path.write_bytes(image.encoded)
+        path.with_suffix(".txt").write_text("\n".join(image.captions) + "\n", encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def main(arguments: list[str] | None = None) -> None:
+    """``python -m apps.captioning.builtin_data --out DIR [--count N] [--seed S]``."""
+    parser = argparse.ArgumentParser(description=write_pictures.__doc__)
+    parser.add_argument("--out", type=Path, required=True, help="folder to write into")
+    parser.add_argument("--count", type=int, default=4, help="pictures (default 4)")
+    parser.add_argument(
+        "--seed", type=int, default=2026, help="seed (default 2026, unlike training's 0)"
+    )
+    args = parser.parse_args(arguments)
+    for path in write_pictures(args.out, args.count, args.seed):
+        captions = path.with_suffix(".txt").read_text(encoding="utf-8").splitlines()
+        print(f"{path}\t{captions[0]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -162,11 +162,16 @@ def build_backbone(hyperparameters: dict, weights: str | None) -> keras.Model:
     ``weights`` read from a file (None: random)."""
     name, size = hyperparameters["encoder"], hyperparameters["image_size"]
     constructor, _ = backbone_module(name)
-    images = keras.Input((size, size, 3), dtype="uint8", name=IMAGES_INPUT)
+    images = keras.Input((size, size, 3), dtype="uint8", name="backbone_images")
     try:
         network = constructor(include_top=False, weights=weights, input_shape=(size, size, 3))
     except (ValueError, OSError) as error:
-        raise SeqappsError(f"encoder {name} with weights {weights or 'none'}: {error}") from error
+        # Keras lists every weight that did not fit: its first line says enough.
+        reason = str(error).strip().splitlines()[0][:300]
+        raise SeqappsError(
+            f"encoder {name}: cannot use the weights {weights or 'none'} at image_size {size} "
+            f"(weights of another model or variant?): {reason}"
+        ) from None
     grid = network(BackbonePreprocessing(name, name="backbone_preprocessing")(images))
     features = keras.layers.Reshape((-1, grid.shape[-1]), name="grid_features")(grid)
     return keras.Model(images, features, name=BACKBONE)
@@ -230,8 +235,11 @@ class AttentiveLSTMDecoder(keras.layers.Layer):
     with ``h_0 = tanh(W_h0 mean_i a_i)``, ``c_0 = tanh(W_c0 mean_i a_i)``, and ``L_o`` the
     word embedding transposed when ``tie_embeddings``. Training adds the doubly stochastic
     regularization (eq. 14), which asks every grid position to receive about one unit of
-    attention over the caption, ``lambda * mean_i (1 - sum_t alpha_ti)^2``, averaged over the
-    captions with at least one word (``add_loss``).
+    attention over the caption, ``lambda * mean_i (tau - sum_t alpha_ti)^2``, averaged over
+    the captions with at least one word (``add_loss``). The paper's ``tau`` is 1, which its
+    196 positions allow; a caption of T words spends T units of attention, so on a grid of
+    fewer positions than words (a backbone's 1x1 or 2x2 grid of a small image) no attention
+    can meet it and the term would swamp the loss: there ``tau = T / L``, the even spread.
 
     Args:
         vocabulary_size: words, including padding (id 0) and the start token.
@@ -369,10 +377,14 @@ class AttentiveLSTMDecoder(keras.layers.Layer):
         return ops.reshape(logits, (batch, captions, time, self.vocabulary_size))
 
     def regularization(self, alpha, mask):
-        """``lambda * mean_i (1 - sum_t alpha_ti)^2`` over the captions with a word."""
+        """``lambda * mean_i (tau - sum_t alpha_ti)^2`` over the captions with a word, where
+        ``tau = max(1, T / L)`` for a caption of T words over L positions."""
         mask = ops.cast(mask, "float32")
         attention = ops.sum(alpha * mask[..., None], axis=1)  # [n, L]
-        per_caption = ops.mean(ops.square(1.0 - attention), axis=-1)
+        words = ops.sum(mask, axis=-1, keepdims=True)  # [n, 1]
+        positions = ops.cast(ops.shape(alpha)[-1], "float32")
+        target = ops.maximum(1.0, words / positions)
+        per_caption = ops.mean(ops.square(target - attention), axis=-1)
         has_words = ops.cast(ops.sum(mask, axis=-1) > 0, "float32")
         mean = ops.sum(per_caption * has_words) / ops.maximum(ops.sum(has_words), 1.0)
         return self.attention_regularization * mean
@@ -599,7 +611,10 @@ def build_captioner(hyperparameters: dict, vocabulary_size: int) -> keras.Model:
             features = _cnn_encoder(hp, encoder_input)
         else:
             backbone = build_backbone(hp, hp["encoder_weights"] or None)
-            features = backbone(encoder_input)
+            # Batch normalization keeps its ImageNet statistics while the weights fine-tune
+            # (a small batch's statistics would replace them: the usual transfer-learning
+            # failure, see keras.io's transfer learning guide).
+            features = backbone(encoder_input, training=False)
     caption_ids = keras.Input((None, None), dtype="int32", name=CAPTIONS_INPUT)
     logits = _decoder(hp, vocabulary_size)(features, caption_ids)
     inputs = {encoder_input.name: encoder_input, CAPTIONS_INPUT: caption_ids}
@@ -644,11 +659,13 @@ class Captioner:
         self.decoder = model.get_layer("decoder")
         if FEATURES_INPUT in layer_names:
             self.features = lambda features: tf.cast(features, tf.float32)
+        elif BACKBONE in layer_names:
+            backbone = model.get_layer(BACKBONE)
+            self.features = lambda images: backbone(images, training=False)
         else:
             # The encoder: the model from the images to the grid the decoder reads.
-            grid = GRID_FEATURES if GRID_FEATURES in layer_names else BACKBONE
             encoder = keras.Model(
-                model.get_layer(IMAGES_INPUT).output, model.get_layer(grid).output
+                model.get_layer(IMAGES_INPUT).output, model.get_layer(GRID_FEATURES).output
             )
             self.features = lambda images: encoder(images, training=False)
         self.start = self.decoder.start

@@ -246,15 +246,19 @@ class CaptioningTask(Task):
             return self._encoded[key][1]
         batches = []
         what = "encoding images" if preprocessor.backbone is not None else "decoding images"
+        # One graph for every batch: eagerly, map_fn decodes image by image in Python.
+        encode = tf.function(
+            lambda data: preprocessor.encoder_inputs(preprocessor.decode_images(data)),
+            input_signature=[tf.TensorSpec([None], tf.string)],
+        )
         with Progress(what, len(examples), "images") as progress:
             for start in range(0, len(examples), IMAGE_BATCH):
                 batch = examples[start : start + IMAGE_BATCH]
                 data = [image.read() for image in batch]
                 try:
-                    images = preprocessor.decode_images(tf.constant(data, tf.string))
+                    batches.append(encode(tf.constant(data, tf.string)).numpy())
                 except tf.errors.InvalidArgumentError as error:
                     raise SeqappsError(undecodable(batch, preprocessor, error)) from None
-                batches.append(preprocessor.encoder_inputs(images).numpy())
                 progress.advance(len(batch))
         encoded = np.concatenate(batches)
         # Training reads two splits over and over (train and validation): keep the last two.

@@ -17,6 +17,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 from apps import cli
 from apps.captioning import APP
 from apps.captioning.builtin_data import builtin_caption_data
+from apps.captioning.data import CaptionedImage
 from apps.captioning.model import (
     AttentiveLSTMDecoder,
     Captioner,
@@ -24,6 +25,7 @@ from apps.captioning.model import (
     default_hyperparameters,
 )
 from apps.captioning.task import caption_scores, warmup_images
+from apps.common.errors import SeqappsError
 from apps.common.predictor import RunPredictor, load_predictor
 from apps.common.text import START_ID
 
@@ -328,19 +330,24 @@ def test_padding_changes_no_valid_output(architecture):
 
 
 def test_doubly_stochastic_regularization_matches_its_formula():
-    """``lambda * mean_i (1 - sum_t alpha_ti)^2``, over real words and captions with words."""
-    model = small_model("lstm", attention_regularization=0.7)
-    model({"images": IMAGES, "caption_ids": CAPTIONS})
-    penalty = float(model.losses[0])
-    captioner = Captioner(model)
-    features = captioner.features(IMAGES).numpy()
-    expected = []
-    for image, caption in ((0, 0), (0, 1), (1, 0)):  # image 2's second row is padding
-        ids = CAPTIONS[image, caption][None]
-        alpha = captioner.attention_maps(features[image : image + 1], ids).numpy()[0]
-        valid = ids[0] != 0
-        expected.append(np.mean((1.0 - alpha[valid].sum(axis=0)) ** 2))
-    assert penalty == pytest.approx(0.7 * np.mean(expected), rel=1e-5)
+    """``lambda * mean_i (tau - sum_t alpha_ti)^2``, over real words and captions with words;
+    ``tau`` is 1 when the grid has as many positions as the caption has words (16 here), the
+    even spread ``T / L`` when it has fewer (2 positions)."""
+    for size, positions in ((32, 16), (8, 1)):
+        model = small_model("lstm", attention_regularization=0.7, image_size=size)
+        model({"images": IMAGES[:, :size, :size], "caption_ids": CAPTIONS})
+        penalty = float(model.losses[0])
+        captioner = Captioner(model)
+        features = captioner.features(IMAGES[:, :size, :size]).numpy()
+        assert features.shape[1] == positions
+        expected = []
+        for image, caption in ((0, 0), (0, 1), (1, 0)):  # image 2's second row is padding
+            ids = CAPTIONS[image, caption][None]
+            alpha = captioner.attention_maps(features[image : image + 1], ids).numpy()[0]
+            valid = ids[0] != 0
+            target = max(1.0, valid.sum() / positions)
+            expected.append(np.mean((target - alpha[valid].sum(axis=0)) ** 2))
+        assert penalty == pytest.approx(0.7 * np.mean(expected), rel=1e-5), size
     off = small_model("lstm", attention_regularization=0.0)
     off({"images": IMAGES, "caption_ids": CAPTIONS})
     assert not off.losses
@@ -364,3 +371,95 @@ def test_unknown_encoder_is_a_clear_error(tmp_path, capsys):
     assert "encoder 'NoSuchNet' is neither 'cnn' nor a keras.applications model" in (
         capsys.readouterr().err
     )
+
+
+# === A keras.applications backbone from weights on disk ===
+
+
+@pytest.fixture(scope="module")
+def backbone_weights(tmp_path_factory):
+    """A MobileNetV3Small at 32 pixels with random weights, saved as a user would save theirs."""
+    keras.utils.set_random_seed(7)
+    backbone = keras.applications.MobileNetV3Small(
+        include_top=False, weights=None, input_shape=(32, 32, 3)
+    )
+    path = tmp_path_factory.mktemp("weights") / "mine.weights.h5"
+    backbone.save_weights(path)
+    return path, backbone
+
+
+def test_a_frozen_backbone_is_copied_into_the_run_and_gives_cached_features(
+    tmp_path, backbone_weights
+):
+    """The user's weights become the run's (the file may go afterwards); the pipeline feeds
+    the model the backbone's features, computed once."""
+    weights, backbone = backbone_weights
+    hyperparameters = {
+        **default_hyperparameters("lstm"),
+        **TINY,
+        "encoder": "MobileNetV3Small",
+        "encoder_weights": str(weights),
+    }
+    data = builtin_caption_data(seed=3, train=24, validation=4, test=4)
+    TASK.learn_preprocessing(data, hyperparameters, tmp_path)
+    preprocessor = TASK.load_preprocessor(tmp_path, hyperparameters)
+    for mine, used in zip(backbone.weights, preprocessor.backbone.weights, strict=True):
+        np.testing.assert_array_equal(mine.numpy(), used.numpy())
+    examples = data.split("train")
+    inputs, _ = next(iter(TASK.dataset(examples, preprocessor, hyperparameters, 24)))
+    assert set(inputs) == {"image_features", "caption_ids"}
+    images = preprocessor.decode_images(tf.constant([e.read() for e in examples]))
+    np.testing.assert_allclose(inputs["image_features"], backbone(images)[:, None, 0, 0], atol=1e-5)
+    model = build_captioner(hyperparameters, preprocessor.vocabulary_size)
+    assert [t.name for t in model.inputs] == ["caption_ids", "image_features"]
+
+
+@pytest.mark.slow
+def test_training_with_a_frozen_backbone_from_weights_on_disk(
+    tmp_path, shapes_folder, backbone_weights
+):
+    """The whole command: --encoder and --encoder-weights recorded as hyperparameters, the run
+    self-contained, answering from image bytes through the backbone."""
+    weights, _ = backbone_weights
+    run = tmp_path / "run"
+    arguments = ("train", "captioning", "--data", shapes_folder, "--out", run, "--epochs", 1)
+    flags = ("--encoder", "MobileNetV3Small", "--encoder-weights", weights)
+    assert seqapps(*arguments, *flags, *TINY_FLAGS) == 0
+    hyperparameters = json.loads((run / "config.json").read_text())["hyperparameters"]
+    assert hyperparameters["encoder"] == "MobileNetV3Small"
+    assert hyperparameters["encoder_weights"] == str(weights.resolve())
+    assert hyperparameters["fine_tune_encoder"] is False
+    weights.rename(weights.with_suffix(".moved"))
+    predictor = load_predictor(TASK, run)
+    assert predictor.outputs({"image_bytes": warmup_images()})["caption"].shape == (6,)
+    base = tmp_path / "saved_models"
+    assert seqapps("export", "captioning", "--model", run, "--base", base) == 0
+
+
+def test_a_fine_tuned_backbone_is_part_of_the_model():
+    hyperparameters = {
+        **default_hyperparameters("lstm"),
+        **TINY,
+        "encoder": "MobileNetV3Small",
+        "fine_tune_encoder": True,
+    }
+    model = build_captioner(hyperparameters, 40)
+    backbone = model.get_layer("backbone")
+    assert backbone.trainable and len(backbone.trainable_weights) > 50
+    features = Captioner(model).features(IMAGES)
+    assert features.shape[:2] == (2, 1)  # MobileNetV3Small: 32 pixels -> a 1x1 grid
+    logits = model({"images": IMAGES, "caption_ids": CAPTIONS})
+    assert logits.shape == (2, 2, 5, 40)
+
+
+def test_an_image_that_does_not_decode_is_named(run_predictor):
+    """A file with a PNG signature but cut short passes the loader's check, and decoding it
+    for training stops with its name."""
+    good = builtin_caption_data(seed=4, train=3, validation=1, test=1).split("train")
+    broken = CaptionedImage(
+        name="broken.png", captions=("a red circle",), encoded=good[0].encoded[:60]
+    )
+    with pytest.raises(SeqappsError, match=r"cannot decode 1 image\(s\): broken.png: "):
+        TASK.dataset(
+            [*good, broken], run_predictor.preprocessor, run_predictor.config["hyperparameters"], 4
+        )
