@@ -114,3 +114,8 @@ bench-translation: $(INSTALLED)
 	$(BIN)/python bench/bench_translation.py multi30k --data $(MULTI30K)
 	$(BIN)/python bench/bench_translation.py speed --model runs/bench-translation/transformer \
 		--data $(MULTI30K)
+
+# Real data is read from its folder, never copied (alone on the machine: about 40 minutes).
+FLICKR8K ?= ../shared/data/flickr8k_train_subset
+bench-captioning: $(INSTALLED)
+	$(BIN)/python bench/bench_captioning.py flickr8k --data $(FLICKR8K) --arch lstm transformer

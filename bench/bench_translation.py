@@ -31,14 +31,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import apps.quiet_tensorflow  # noqa: F401  (first: TensorFlow loads without its C++ start-up noise)
 
+import command_runs
 import numpy as np
 import tensorflow as tf
 from machine_info import describe_machine
@@ -51,42 +50,15 @@ from apps.translation.model import translator_for
 from apps.translation.task import FORBIDDEN_IDS, subword_files, translate_texts
 
 TASK = APP.load_task()
-EPOCH_LINE = re.compile(r"^epoch (\d+)/\d+: .*val_bleu ([0-9.]+)")
 TEST_SPLIT = "test_2016_flickr"
 
 
 def train_for(data: Path, out: Path, arguments: list[str], minutes: float) -> list[tuple]:
-    """Runs ``seqapps train translation`` in a subprocess, at most ``minutes``; returns
-    ``[(epoch, minutes since start, validation BLEU)]``."""
-    command = [sys.executable, "-m", "apps.cli", "train", "translation", "--data", str(data)]
-    command += ["--out", str(out), "--overwrite", *arguments]
-    print("$", " ".join(command[2:]), file=sys.stderr, flush=True)
-    start = time.perf_counter()
-    curve = []
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, bufsize=1)
-    deadline = start + 60 * minutes
-    assert process.stdout is not None
-    for line in process.stdout:
-        sys.stderr.write(line)
-        match = EPOCH_LINE.match(line)
-        if match:
-            elapsed = (time.perf_counter() - start) / 60
-            curve.append((int(match.group(1)), elapsed, float(match.group(2))))
-        if time.perf_counter() > deadline and process.poll() is None:
-            # SIGTERM ends the process at once (a SIGINT was not seen for minutes inside a
-            # training step); the best epoch's model is already saved, atomically.
-            print(f"stopping after {minutes} minutes", file=sys.stderr, flush=True)
-            process.terminate()
-            break
-    process.wait()
-    return curve
+    return command_runs.train_for("translation", data, out, arguments, minutes, "bleu")
 
 
 def evaluate(run_dir: Path, data: Path) -> dict:
-    command = [sys.executable, "-m", "apps.cli", "evaluate", "translation", "--model", str(run_dir)]
-    command += ["--data", str(data), "--split", TEST_SPLIT, "--json"]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    return command_runs.evaluate_run("translation", run_dir, data, TEST_SPLIT)
 
 
 def multi30k(args: argparse.Namespace) -> None:
