@@ -111,7 +111,7 @@ def table_row(name: str, scores: dict, extra: str = "| |") -> str:
 
 def flickr8k(args: argparse.Namespace) -> None:
     print(f"\n### Captioning: Flickr8k subset, held-back images ({describe_machine()})\n")
-    rows, curves = [], {}
+    rows, curves, held_back = [], {}, 0
     for architecture in args.arch:
         run_dir = args.runs / architecture
         extra = [] if architecture == "lstm" else ["--arch", architecture]
@@ -124,6 +124,7 @@ def flickr8k(args: argparse.Namespace) -> None:
         # The held-back images' scores, beam and greedy, as training wrote them at its end
         # (``evaluate`` on a folder without split lists scores every image of it).
         report = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+        held_back = report["examples"]
         best = int(max(curve, key=lambda point: point[2])[0]) if curve else 0
         minutes = curve[-1][1] if curve else float("nan")
         rows.append(
@@ -140,8 +141,8 @@ def flickr8k(args: argparse.Namespace) -> None:
         print(f"sacreBLEU signature: {report['bleu_signature']}", file=sys.stderr)
     rows += baseline_rows(args.runs / args.arch[0], args.data)
     print(
-        "| captions of the 75 held-back images | BLEU-1 | BLEU-2 | BLEU-3 | BLEU-4 | distinct "
-        "| epochs (best) | training minutes |"
+        f"| captions of the {held_back} held-back images | BLEU-1 | BLEU-2 | BLEU-3 | BLEU-4 "
+        "| distinct | epochs (best) | training minutes |"
     )
     print("|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))

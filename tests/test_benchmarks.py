@@ -67,3 +67,28 @@ def test_bench_sentiment_quick_runs_on_an_sst2_folder(tmp_path):
     output = run_bench("bench_sentiment.py", "--data", tmp_path, "--arch", "tcn", "--quick")
     assert "### Sentiment, SST-2 sentence level" in output
     assert "| tcn | 2 |" in output
+
+
+def test_bench_captioning_quick_runs_on_a_flickr8k_folder(tmp_path):
+    from apps.captioning.builtin_data import builtin_caption_data
+
+    images = tmp_path / "images"
+    images.mkdir()
+    lines = []
+    for image in builtin_caption_data(seed=0, train=60, validation=0, test=0).split("train"):
+        (images / image.name).write_bytes(image.encoded)
+        lines += [f"{image.name}#{n}\t{caption}" for n, caption in enumerate(image.captions)]
+    (tmp_path / "Flickr8k.token.txt").write_text("\n".join(lines) + "\n")
+    output = run_bench(
+        "bench_captioning.py",
+        "flickr8k",
+        "--data",
+        tmp_path,
+        "--runs",
+        tmp_path / "runs",
+        "--quick",
+    )
+    assert "### Captioning: Flickr8k subset, held-back images" in output
+    assert "| lstm, beam 3 |" in output and "| lstm, greedy |" in output
+    assert "| most frequent caption (" in output
+    assert "| nearest image (encoder features), its consensus caption |" in output

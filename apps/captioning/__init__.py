@@ -8,10 +8,10 @@ import argparse
 from pathlib import Path
 
 from apps.common.app import App
+from apps.common.command_line import add_search_arguments
 
 # The first is the default: the decoder of Show, Attend and Tell (Xu et al. 2015).
 ARCHITECTURES = ("lstm", "transformer")
-SEARCHES = ("beam", "greedy")
 
 
 def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
@@ -38,39 +38,15 @@ def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
             help="train the backbone's weights too (default: frozen, its image features "
             "computed once and cached)",
         )
-    if command == "evaluate":
-        parser.add_argument(
-            "--search",
-            choices=(*SEARCHES, "both"),
-            default="both",
-            help="score beam search, greedy search or both (default both)",
-        )
-        parser.add_argument(
-            "--captions",
-            type=Path,
-            metavar="FILE.tsv",
-            help="write each image's generated captions and references here (default for a "
-            "run directory: captions-SPLIT.tsv in it)",
-        )
-    if command == "predict":
-        parser.add_argument(
-            "--search",
-            choices=SEARCHES,
-            default="beam",
-            help="beam search (the export's serving_default) or greedy search",
-        )
-        parser.add_argument(
-            "--attention-plot",
-            metavar="FILE.png",
-            help="draw the first image with its attention map for each generated word",
-        )
-    if command == "export":
-        parser.add_argument(
-            "--beam-width",
-            type=int,
-            metavar="K",
-            help="beam width of serving_default (default: the run's beam_width, 3)",
-        )
+    add_search_arguments(
+        command,
+        parser,
+        outputs_option="captions",
+        outputs_help="write each image's generated captions and references here (default for "
+        "a run directory: captions-SPLIT.tsv in it)",
+        attention_help="draw the first image with its attention map for each generated word",
+        default_beam_width=3,
+    )
 
 
 def load_task():

@@ -84,9 +84,12 @@ COMMON_DEFAULTS = {
     "warmup_steps": 200,
     "clipnorm": 5.0,
     "tie_embeddings": True,  # the output projection is the word embedding, transposed
-    # Decoding: beam width and GNMT length penalty of serving_default.
+    # Decoding: beam width and GNMT length penalty of serving_default; no word triple twice in
+    # a caption (trigram blocking: it stops an undertrained decoder's loops, "a man in a red
+    # shirt and a red shirt and ...", bench/RESULTS.md).
     "beam_width": 3,
     "length_penalty": 0.6,
+    "no_repeat_ngram_size": 3,
 }
 ARCHITECTURE_DEFAULTS = {
     "lstm": {
@@ -652,22 +655,28 @@ def compile_captioner(model: keras.Model, hyperparameters: dict) -> keras.Model:
 
 class Captioner:
     """A trained model's parts for inference: ``features`` (encoder inputs -> ``[b, L, C]``),
-    and the decoder's ``start``, ``step`` and ``attention_maps``."""
+    the grid's ``positions``, ``rows`` and ``columns``, and the decoder's ``start``, ``step``
+    and ``attention_maps``."""
 
     def __init__(self, model: keras.Model):
         layer_names = {layer.name for layer in model.layers}
         self.decoder = model.get_layer("decoder")
         if FEATURES_INPUT in layer_names:
+            grid = model.get_layer(FEATURES_INPUT).output
             self.features = lambda features: tf.cast(features, tf.float32)
         elif BACKBONE in layer_names:
             backbone = model.get_layer(BACKBONE)
+            grid = backbone.output
             self.features = lambda images: backbone(images, training=False)
         else:
             # The encoder: the model from the images to the grid the decoder reads.
-            encoder = keras.Model(
-                model.get_layer(IMAGES_INPUT).output, model.get_layer(GRID_FEATURES).output
-            )
+            grid = model.get_layer(GRID_FEATURES).output
+            encoder = keras.Model(model.get_layer(IMAGES_INPUT).output, grid)
             self.features = lambda images: encoder(images, training=False)
+        # The grid: positions L, rows x columns (square images, square grids).
+        self.positions = grid.shape[1]
+        self.rows = round(self.positions**0.5)
+        self.columns = self.positions // self.rows
         self.start = self.decoder.start
         self.step = self.decoder.step
         self.attention_maps = self.decoder.attention_maps

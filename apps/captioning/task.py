@@ -50,10 +50,11 @@ from apps.captioning.model import (
     default_hyperparameters,
     trains_encoder,
 )
-from apps.common import decoding
+from apps.common import generation
 from apps.common.datasets import Splits
 from apps.common.errors import SeqappsError
-from apps.common.predictor import Predictor, RunPredictor
+from apps.common.generation import GREEDY
+from apps.common.predictor import Predictor
 from apps.common.progress import Progress
 from apps.common.task import SERVING_DEFAULT, Task
 from apps.common.text import (
@@ -70,7 +71,6 @@ from apps.common.text import (
 
 VOCABULARY_FILE = "vocabulary.txt"
 ENCODER_WEIGHTS_FILE = "encoder.weights.h5"  # a frozen backbone's weights, copied into the run
-GREEDY = "greedy"
 ATTENTION = "attention"
 # Never generated: padding, the start token, and the unknown word.
 FORBIDDEN_IDS = (PADDING_ID, UNKNOWN_ID, START_ID)
@@ -125,14 +125,17 @@ class CaptioningPreprocessor(tf.Module):
         for signature in IMAGE_SIGNATURES:
             start = tf.strings.substr(image_bytes, 0, len(signature), unit="BYTE")
             known |= tf.equal(start, signature)
-        first_unknown = tf.argmin(tf.cast(known, tf.int32), output_type=tf.int32)
+        # A known sentinel at the end: an empty batch has a first "unknown" element too.
+        sentinel = tf.concat([known, [False]], axis=0)
+        first_unknown = tf.argmin(tf.cast(sentinel, tf.int32), output_type=tf.int32)
+        shown = tf.concat([image_bytes, [""]], axis=0)[first_unknown]
         check = tf.debugging.Assert(
             tf.reduce_all(known),
             [
                 f"image_bytes: not a {FORMATS} image: element",
                 first_unknown,
                 "begins with",
-                tf.strings.substr(image_bytes[first_unknown], 0, 8, unit="BYTE"),
+                tf.strings.substr(shown, 0, 8, unit="BYTE"),
             ],
         )
         size = self.image_size
@@ -339,25 +342,39 @@ class CaptioningTask(Task):
         -> ``{caption, words: string[None, T], attention: float32[None, T, rows, columns]}``
         (for each generated word and the end token, the decoder's attention over the image
         grid as it chose that word)."""
-        hyperparameters = decoding_hyperparameters(preprocessor, options)
+        hyperparameters = generation.decoding_hyperparameters(preprocessor.hyperparameters, options)
         image_bytes = tf.TensorSpec([None], tf.string, name="image_bytes")
-        beam = caption_function(model, preprocessor, hyperparameters, "beam")
+        beam = caption_function(model, preprocessor, hyperparameters, generation.BEAM)
         greedy = caption_function(model, preprocessor, hyperparameters, GREEDY)
         captioner = Captioner(model)
 
         def encoded(image_bytes):
             return preprocessor.encoder_inputs(preprocessor.decode_images(image_bytes))
 
+        def unless_empty(image_bytes, answer, empty: dict) -> dict:
+            """``answer(image_bytes)``, or ``empty`` for a request of no images (convolutions
+            and batch normalization cannot run on a batch of 0)."""
+            return tf.cond(tf.size(image_bytes) > 0, lambda: answer(image_bytes), lambda: empty)
+
+        no_captions = {"caption": tf.zeros([0], tf.string)}
+
         @tf.function(input_signature=[image_bytes])
         def serve(image_bytes):
-            return {"caption": beam(encoded(image_bytes))["caption"]}
+            return unless_empty(
+                image_bytes,
+                lambda data: {"caption": beam(encoded(data))["caption"]},
+                no_captions,
+            )
 
         @tf.function(input_signature=[image_bytes])
         def serve_greedy(image_bytes):
-            return {"caption": greedy(encoded(image_bytes))["caption"]}
+            return unless_empty(
+                image_bytes,
+                lambda data: {"caption": greedy(encoded(data))["caption"]},
+                no_captions,
+            )
 
-        @tf.function(input_signature=[image_bytes])
-        def attention(image_bytes):
+        def attention_maps(image_bytes):
             inputs = encoded(image_bytes)
             result = beam(inputs)
             tokens, lengths = result["tokens"], result["lengths"]
@@ -366,9 +383,8 @@ class CaptioningTask(Task):
             read = tf.concat([tf.fill([batch, 1], START_ID), tokens], axis=1)
             read = read * tf.cast(tf.sequence_mask(lengths + 1, tf.shape(read)[1]), tf.int32)
             maps = captioner.attention_maps(captioner.features(inputs), read)  # [b, T, L]
-            positions = maps.shape[-1]
-            side = round(positions**0.5)
-            maps = tf.reshape(maps, [batch, tf.shape(read)[1], side, positions // side])
+            grid = [captioner.rows, captioner.columns]
+            maps = tf.reshape(maps, [batch, tf.shape(read)[1], *grid])
             chosen = tf.pad(tokens, [[0, 0], [0, 1]])
             chosen = tf.where(tf.sequence_mask(lengths, tf.shape(chosen)[1]), chosen, END_ID)
             return {
@@ -376,6 +392,15 @@ class CaptioningTask(Task):
                 "words": preprocessor.words(chosen, lengths + 1),
                 "attention": maps,
             }
+
+        @tf.function(input_signature=[image_bytes])
+        def attention(image_bytes):
+            empty = {
+                **no_captions,
+                "words": tf.zeros([0, 1], tf.string),
+                "attention": tf.zeros([0, 1, captioner.rows, captioner.columns]),
+            }
+            return unless_empty(image_bytes, attention_maps, empty)
 
         return {SERVING_DEFAULT: serve, GREEDY: serve_greedy, ATTENTION: attention}
 
@@ -400,23 +425,20 @@ class CaptioningTask(Task):
 
     def evaluate(self, predictor: Predictor, examples: Sequence[CaptionedImage], options=None):
         options = options or {}
-        searches = {"both": ("beam", GREEDY), "beam": ("beam",), GREEDY: (GREEDY,)}[
-            options.get("search") or "both"
-        ]
         references = [image.captions for image in examples]
-        outputs, report = {}, {"examples": len(examples), "references": sum(map(len, references))}
-        for search in searches:
-            signature = SERVING_DEFAULT if search == "beam" else GREEDY
-            outputs[search] = caption_images(
-                predictor, examples, signature, f"captioning ({search} search)"
-            )
-            scores = caption_scores(outputs[search], references)
-            prefix = "" if search == searches[0] else f"{search}_"
-            report.update({f"{prefix}{name}": value for name, value in scores.items()})
-        report["search"] = searches[0]
-        if searches[0] == "beam":
-            report["beam_width"] = beam_width_of(predictor)
-        path = captions_path(predictor, options)
+
+        def generate(signature: str, search: str) -> list[str]:
+            return caption_images(predictor, examples, signature, f"captioning ({search} search)")
+
+        scores, outputs = generation.score_searches(
+            predictor, options, generate, lambda captions: caption_scores(captions, references)
+        )
+        report = {
+            "examples": len(examples),
+            "references": sum(map(len, references)),
+            **scores,
+        }
+        path = generation.outputs_path(predictor, options, "captions", "captions")
         if path is not None:
             write_captions(path, examples, outputs)
             report["captions_file"] = str(path)
@@ -451,7 +473,7 @@ class CaptioningTask(Task):
     def predict_lines(
         self, predictor: Predictor, lines: Iterable[str], options: dict
     ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
-        signature = GREEDY if options.get("search") == GREEDY else SERVING_DEFAULT
+        signature = generation.SEARCH_SIGNATURES[options.get("search") or generation.BEAM]
         plot = options.get("attention_plot")
         for batch in predictor.batched(lines, IMAGE_BATCH):
             if plot:
@@ -526,16 +548,6 @@ def augmenter(preprocessor: CaptioningPreprocessor):
 # === Decoding, shared by validation, serving and evaluation ===
 
 
-def decoding_hyperparameters(preprocessor: CaptioningPreprocessor, options: dict | None) -> dict:
-    """The run's hyperparameters, with ``export --beam-width``."""
-    hyperparameters = dict(preprocessor.hyperparameters)
-    if options and options.get("beam_width"):
-        if options["beam_width"] < 1:
-            raise SeqappsError(f"--beam-width must be at least 1, got {options['beam_width']}")
-        hyperparameters["beam_width"] = options["beam_width"]
-    return hyperparameters
-
-
 def caption_function(model, preprocessor: CaptioningPreprocessor, hyperparameters, search):
     """``encoder inputs [b, ...]`` -> ``{caption: string[b], tokens, lengths}`` with greedy or
     beam search, at most ``max_caption_tokens`` words."""
@@ -550,17 +562,9 @@ def caption_function(model, preprocessor: CaptioningPreprocessor, hyperparameter
             "end_id": END_ID,
             "forbidden_ids": FORBIDDEN_IDS,
         }
-        if search == GREEDY:
-            result = decoding.greedy_search(captioner.step, state, context, **common)
-        else:
-            result = decoding.beam_search(
-                captioner.step,
-                state,
-                context,
-                beam_width=hyperparameters["beam_width"],
-                length_penalty=hyperparameters["length_penalty"],
-                **common,
-            )
+        result = generation.search(
+            search, captioner.step, state, context, hyperparameters, **common
+        )
         tokens, lengths = result["tokens"], result["lengths"]
         return {
             "caption": preprocessor.captions(tokens, lengths),
@@ -601,22 +605,6 @@ def caption_scores(hypotheses: Sequence[str], references: Sequence[Sequence[str]
     scores["bleu_signature"] = str(bleu.get_signature())
     scores["distinct"] = len(set(hypotheses)) / max(1, len(hypotheses))
     return scores
-
-
-def beam_width_of(predictor: Predictor) -> int | None:
-    metadata = predictor.metadata
-    return metadata.get("beam_width") or metadata.get("hyperparameters", {}).get("beam_width")
-
-
-def captions_path(predictor: Predictor, options: dict) -> Path | None:
-    """``--captions``, else ``captions-SPLIT.tsv`` in a run directory (an export's folder is
-    TF Serving's and stays as it was published)."""
-    if options.get("captions"):
-        return Path(options["captions"])
-    if isinstance(predictor, RunPredictor):
-        split = str(options.get("split", "test")).replace(" ", "_").replace(os.sep, "_")
-        return predictor.source / f"captions-{split}.tsv"
-    return None
 
 
 def write_captions(path: Path, examples: Sequence[CaptionedImage], outputs: dict) -> None:

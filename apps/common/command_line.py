@@ -148,6 +148,45 @@ def add_shared_arguments(command: str, app: App, parser: argparse.ArgumentParser
     )
 
 
+def add_search_arguments(
+    command: str,
+    parser: argparse.ArgumentParser,
+    *,
+    outputs_option: str,
+    outputs_help: str,
+    attention_help: str,
+    default_beam_width: int,
+) -> None:
+    """The flags of an app that generates text with ``apps/common/decoding.py``: ``evaluate
+    --search`` and ``--OUTPUTS_OPTION FILE.tsv``, ``predict --search`` and ``--attention-plot``,
+    ``export --beam-width`` (``apps/common/generation.py`` reads them)."""
+    searches = ("beam", "greedy")
+    if command == "evaluate":
+        parser.add_argument(
+            "--search",
+            choices=(*searches, "both"),
+            default="both",
+            help="score beam search, greedy search or both (default both)",
+        )
+        parser.add_argument(f"--{outputs_option}", type=Path, metavar="FILE.tsv", help=outputs_help)
+    if command == "predict":
+        parser.add_argument(
+            "--search",
+            choices=searches,
+            default="beam",
+            help="beam search (the export's serving_default) or greedy search",
+        )
+        parser.add_argument("--attention-plot", metavar="FILE.png", help=attention_help)
+    if command == "export":
+        parser.add_argument(
+            "--beam-width",
+            type=int,
+            metavar="K",
+            help=f"beam width of serving_default (default: the run's beam_width, "
+            f"{default_beam_width})",
+        )
+
+
 def add_arguments(command: str, app: App, parser: argparse.ArgumentParser) -> None:
     """The shared flags, then the app's own; records which ``dest``\\ s are the app's."""
     add_shared_arguments(command, app, parser)

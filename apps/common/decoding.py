@@ -31,6 +31,12 @@ the coverage term)::
 with ``alpha = length_penalty`` (0: plain log-probability; larger values favour longer
 outputs). Greedy search takes the most probable token at each step and reports ``log P(Y)``.
 
+With ``no_repeat_ngram_size`` n > 0, a token that would complete an n-gram the hypothesis
+already holds gets log-probability -inf too (trigram blocking, Paulus et al. 2018,
+https://arxiv.org/abs/1705.04304; fairseq's and Hugging Face's ``no_repeat_ngram_size``): it
+stops the loops ("a man in a red shirt and a red shirt and ...") of an undertrained decoder. The
+end token is never blocked, so a hypothesis can always finish.
+
 Both are TensorFlow graphs (fixed-size buffers, one ``tf.while_loop``), so they run inside
 ``tf.function``, ``tf.function(jit_compile=True)`` (with a Python-int ``max_length``) and in
 an exported SavedModel.
@@ -68,6 +74,7 @@ def greedy_search(
     end_id: int,
     max_lengths: tf.Tensor | None = None,
     forbidden_ids: Sequence[int] = (),
+    no_repeat_ngram_size: int = 0,
     batch_size: int | tf.Tensor | None = None,
 ) -> dict[str, tf.Tensor]:
     """Takes the most probable token at each step, until the end token or the length limit.
@@ -83,6 +90,7 @@ def greedy_search(
         max_lengths: optional ``int32[b]``, a smaller limit per example (such as
             ``1.5 * source_length + 10``); values above ``max_length`` are cut to it.
         forbidden_ids: token ids never generated (padding, start).
+        no_repeat_ngram_size: n > 0: no n-gram occurs twice in an output (0: off).
         batch_size: ``b``; by default the leading dimension of the first tensor in
             ``context`` (then ``state``).
 
@@ -93,6 +101,7 @@ def greedy_search(
     """
     _check_token_ids(start_id, end_id, forbidden_ids)
     _check_max_length(max_length)
+    _check_ngram_size(no_repeat_ngram_size)
     state, context = _as_tensors(state), _as_tensors(context)
     batch = _batch_size(state, context, batch_size)
     limits = _length_limits(max_lengths, max_length, batch)
@@ -101,6 +110,7 @@ def greedy_search(
     def body(index, previous_tokens, state, tokens, lengths, scores, finished):
         logits, state = step(previous_tokens, index, state, context)
         log_probs = _log_probabilities(logits, forbidden_ids)  # [b, vocabulary]
+        log_probs = _block_repeated_ngrams(log_probs, tokens, index, no_repeat_ngram_size)
         chosen = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
         active = ~finished
         ends = active & tf.equal(chosen, end_id)
@@ -140,6 +150,7 @@ def beam_search(
     max_lengths: tf.Tensor | None = None,
     length_penalty: float | tf.Tensor = 0.6,
     forbidden_ids: Sequence[int] = (),
+    no_repeat_ngram_size: int = 0,
     return_all_beams: bool = False,
     batch_size: int | tf.Tensor | None = None,
 ) -> dict[str, tf.Tensor]:
@@ -186,6 +197,8 @@ def beam_search(
         length_penalty: ``alpha`` of the GNMT length penalty (a float or a float scalar
             tensor); 0 ranks by ``log P(Y)``. Defaults to 0.6.
         forbidden_ids: token ids never generated (padding, start).
+        no_repeat_ngram_size: n > 0: no n-gram occurs twice in a hypothesis (0: off); the
+            bound above still holds, as blocking only removes candidates.
         return_all_beams: also return the ``k`` finished hypotheses of each example.
         batch_size: ``b``; by default the leading dimension of the first tensor in
             ``context`` (then ``state``).
@@ -202,6 +215,7 @@ def beam_search(
         raise ValueError(f"beam_width must be a positive integer, got {beam_width!r}")
     _check_token_ids(start_id, end_id, forbidden_ids)
     _check_max_length(max_length)
+    _check_ngram_size(no_repeat_ngram_size)
     state, context = _as_tensors(state), _as_tensors(context)
     batch = _batch_size(state, context, batch_size)
     width = beam_width
@@ -221,6 +235,9 @@ def beam_search(
         finished_tokens, finished_scores, finished_lengths = finished
         logits, new_state = step(previous_tokens, index, state, context)
         log_probs = _log_probabilities(logits, forbidden_ids)  # [b * k, vocabulary]
+        log_probs = _block_repeated_ngrams(
+            log_probs, tf.reshape(alive_tokens, [batch * width, -1]), index, no_repeat_ngram_size
+        )
         vocabulary = tf.shape(log_probs)[-1]
         candidates = alive_log_probs[:, :, tf.newaxis] + tf.reshape(
             log_probs, [batch, width, vocabulary]
@@ -360,6 +377,34 @@ def _length_limits(max_lengths, max_length, batch) -> tf.Tensor:
     if max_lengths is None:
         return tf.fill([batch], tf.cast(max_length, tf.int32))
     return tf.minimum(tf.cast(max_lengths, tf.int32), tf.cast(max_length, tf.int32))
+
+
+def _check_ngram_size(size: int) -> None:
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ValueError(f"no_repeat_ngram_size must be a non-negative integer, got {size!r}")
+
+
+def _block_repeated_ngrams(
+    log_probs: tf.Tensor, tokens: tf.Tensor, index: tf.Tensor, size: int
+) -> tf.Tensor:
+    """``log_probs [n, vocabulary]`` with -inf for every token that, written at position
+    ``index`` after ``tokens[:, :index]`` (``[n, max_length]``), would complete an n-gram of
+    ``size`` tokens that the prefix already holds (``size`` 0: unchanged)."""
+    if size == 0:
+        return log_probs
+    rows, vocabulary = tf.shape(log_probs)[0], tf.shape(log_probs)[1]
+    starts = tf.range(tf.maximum(tf.shape(tokens)[1] - size + 1, 0))  # [M]
+    windows = tf.gather(tokens, starts[:, tf.newaxis] + tf.range(size), axis=1)  # [n, M, size]
+    # The last size - 1 tokens of the prefix (clamped positions: masked below when too few).
+    suffix = tf.gather(tokens, tf.maximum(index - size + 1 + tf.range(size - 1), 0), axis=1)
+    repeats = tf.reduce_all(tf.equal(windows[:, :, :-1], suffix[:, tf.newaxis, :]), axis=-1)
+    # Only n-grams wholly inside the prefix, and only once the prefix has size - 1 tokens.
+    repeats &= (starts + size <= index)[tf.newaxis, :] & (index >= size - 1)
+    hits = tf.where(repeats)  # [m, 2]: (row, start)
+    blocked = tf.gather_nd(windows[:, :, -1], hits)  # [m]: the token each repeat would write
+    indices = tf.stack([tf.cast(hits[:, 0], tf.int32), blocked], axis=1)
+    mask = tf.scatter_nd(indices, tf.ones_like(blocked), [rows, vocabulary]) > 0
+    return tf.where(mask, NEGATIVE_INFINITY, log_probs)
 
 
 def _log_probabilities(logits: tf.Tensor, forbidden_ids: Sequence[int]) -> tf.Tensor:

@@ -12,16 +12,27 @@ one token at a time with ``apps/common/decoding.py``:
 - ``WarmupInverseSquareRoot`` and ``compile_generator``: Adam with warm-up, inverse square root
   decay and global-norm clipping;
 - ``TransformerDecoding``: a stack of ``seqlayers.TransformerDecoder`` blocks over a fixed memory
-  (an encoded source sentence, an image's feature grid), one token a step with key/value caches.
+  (an encoded source sentence, an image's feature grid), one token a step with key/value caches;
+- the searches' plumbing: ``search`` (greedy or beam), ``decoding_hyperparameters``
+  (``export --beam-width``), ``score_searches`` (``evaluate --search``) and ``outputs_path``.
+  Their flags: ``apps/common/command_line.py``'s ``add_search_arguments``.
 """
 
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import keras
 import tensorflow as tf
 from keras import ops
+
+from apps.common import decoding
+from apps.common.errors import SeqappsError
+from apps.common.predictor import Predictor, RunPredictor
+from apps.common.task import SERVING_DEFAULT
 
 PACKAGE = "seqapps"
 
@@ -281,3 +292,82 @@ class TransformerDecoding:
             encoder_padding_mask=memory_mask,
         )
         return tf.reduce_mean(tf.cast(scores, tf.float32), axis=1)
+
+
+# === Searches, for serving and reports ===
+
+BEAM = "beam"
+GREEDY = "greedy"
+SEARCHES = (BEAM, GREEDY)
+# The export's signature of each search: beam search is the default answer.
+SEARCH_SIGNATURES = {BEAM: SERVING_DEFAULT, GREEDY: GREEDY}
+
+
+def decoding_hyperparameters(hyperparameters: Mapping, options: dict | None) -> dict:
+    """The run's hyperparameters, with ``export --beam-width``."""
+    hyperparameters = dict(hyperparameters)
+    if options and options.get("beam_width"):
+        if options["beam_width"] < 1:
+            raise SeqappsError(f"--beam-width must be at least 1, got {options['beam_width']}")
+        hyperparameters["beam_width"] = options["beam_width"]
+    return hyperparameters
+
+
+def search(kind: str, step, state, context, hyperparameters: Mapping, **common) -> dict:
+    """``greedy_search`` or ``beam_search`` (``beam_width``, ``length_penalty`` and, where the
+    app has it, ``no_repeat_ngram_size`` of ``hyperparameters``) of ``apps/common/decoding.py``;
+    ``common``: their shared arguments."""
+    common = {"no_repeat_ngram_size": hyperparameters.get("no_repeat_ngram_size", 0), **common}
+    if kind == GREEDY:
+        return decoding.greedy_search(step, state, context, **common)
+    return decoding.beam_search(
+        step,
+        state,
+        context,
+        beam_width=hyperparameters["beam_width"],
+        length_penalty=hyperparameters["length_penalty"],
+        **common,
+    )
+
+
+def score_searches(
+    predictor: Predictor,
+    options: dict,
+    generate: Callable[[str, str], list[str]],
+    score: Callable[[list[str]], dict],
+) -> tuple[dict, dict[str, list[str]]]:
+    """Scores the searches of ``evaluate --search`` (both by default, beam first).
+
+    ``generate(signature, search)`` gives every output of one search, ``score(outputs)`` its
+    metrics. Returns the report (the first search's metrics as they are, the greedy ones
+    prefixed ``greedy_``, ``search`` and, for beam search, ``beam_width``) and the outputs.
+    """
+    chosen = options.get("search") or "both"
+    searches = SEARCHES if chosen == "both" else (chosen,)
+    report, outputs = {}, {}
+    for kind in searches:
+        outputs[kind] = generate(SEARCH_SIGNATURES[kind], kind)
+        prefix = "" if kind == searches[0] else f"{kind}_"
+        report.update({f"{prefix}{name}": value for name, value in score(outputs[kind]).items()})
+    report["search"] = searches[0]
+    if searches[0] == BEAM:
+        report["beam_width"] = beam_width_of(predictor)
+    return report, outputs
+
+
+def beam_width_of(predictor: Predictor) -> int | None:
+    """The beam width an export was written with, else the run's."""
+    metadata = predictor.metadata
+    return metadata.get("beam_width") or metadata.get("hyperparameters", {}).get("beam_width")
+
+
+def outputs_path(predictor: Predictor, options: dict, option: str, stem: str) -> Path | None:
+    """Where ``evaluate`` writes each example's outputs: the flag ``option``'s file, else
+    ``STEM-SPLIT.tsv`` in a run directory (an export's folder is TF Serving's and stays as it
+    was published)."""
+    if options.get(option):
+        return Path(options[option])
+    if isinstance(predictor, RunPredictor):
+        split = str(options.get("split", "test")).replace(" ", "_").replace(os.sep, "_")
+        return predictor.source / f"{stem}-{split}.tsv"
+    return None

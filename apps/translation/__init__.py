@@ -4,13 +4,12 @@ implements it; this file is its face on the command line (importable without Ten
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from apps.common.app import App
+from apps.common.command_line import add_search_arguments
 
 # The first is the default.
 ARCHITECTURES = ("transformer", "lstm")
-SEARCHES = ("beam", "greedy")
 
 
 def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
@@ -24,39 +23,15 @@ def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             "--target", metavar="LANG", help="target language (default de, as for --source)"
         )
-    if command == "evaluate":
-        parser.add_argument(
-            "--search",
-            choices=(*SEARCHES, "both"),
-            default="both",
-            help="score beam search, greedy search or both (default both)",
-        )
-        parser.add_argument(
-            "--translations",
-            type=Path,
-            metavar="FILE.tsv",
-            help="write each sentence's source, reference and translations here (default for "
-            "a run directory: translations-SPLIT.tsv in it)",
-        )
-    if command == "predict":
-        parser.add_argument(
-            "--search",
-            choices=SEARCHES,
-            default="beam",
-            help="beam search (the export's serving_default) or greedy search",
-        )
-        parser.add_argument(
-            "--attention-plot",
-            metavar="FILE.png",
-            help="draw the cross-attention map of the first input sentence into this image",
-        )
-    if command == "export":
-        parser.add_argument(
-            "--beam-width",
-            type=int,
-            metavar="K",
-            help="beam width of serving_default (default: the run's beam_width, 4)",
-        )
+    add_search_arguments(
+        command,
+        parser,
+        outputs_option="translations",
+        outputs_help="write each sentence's source, reference and translations here (default "
+        "for a run directory: translations-SPLIT.tsv in it)",
+        attention_help="draw the cross-attention map of the first input sentence into this image",
+        default_beam_width=4,
+    )
 
 
 def load_task():

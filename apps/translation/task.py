@@ -34,10 +34,10 @@ import sacrebleu
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from apps.common import decoding
-from apps.common.errors import SeqappsError
+from apps.common import generation
+from apps.common.generation import GREEDY
 from apps.common.pipeline import bucketed_batches
-from apps.common.predictor import Predictor, RunPredictor
+from apps.common.predictor import Predictor
 from apps.common.progress import Progress
 from apps.common.task import SERVING_DEFAULT, Task
 from apps.common.text import END_ID, PADDING_ID, START_ID, UNKNOWN_ID, Tokenizer
@@ -53,7 +53,6 @@ from apps.translation.model import (
 SHARED_SUBWORDS_FILE = "subwords.model"
 SOURCE_SUBWORDS_FILE = "source_subwords.model"
 TARGET_SUBWORDS_FILE = "target_subwords.model"
-GREEDY = "greedy"
 ATTENTION = "attention"
 # Never generated: padding, the start token, and the unknown piece (it would print as " ⁇ ").
 FORBIDDEN_IDS = (PADDING_ID, UNKNOWN_ID, START_ID)
@@ -320,9 +319,9 @@ class TranslationTask(Task):
         ``{translation, source_pieces: string[None, S], translation_pieces: string[None, T],
         attention: float32[None, T, S]}`` (the cross-attention of the beam search's output,
         rows the generated pieces and the end token, columns the source pieces)."""
-        hyperparameters = decoding_hyperparameters(preprocessor, options)
+        hyperparameters = generation.decoding_hyperparameters(preprocessor.hyperparameters, options)
         text = tf.TensorSpec([None], tf.string, name="text")
-        beam = translation_function(model, preprocessor, hyperparameters, "beam")
+        beam = translation_function(model, preprocessor, hyperparameters, generation.BEAM)
         greedy = translation_function(model, preprocessor, hyperparameters, GREEDY)
         translator = translator_for(model, hyperparameters)
 
@@ -376,28 +375,21 @@ class TranslationTask(Task):
 
     def evaluate(self, predictor: Predictor, examples: Sequence[SentencePair], options=None):
         options = options or {}
-        searches = {"both": ("beam", GREEDY), "beam": ("beam",), GREEDY: (GREEDY,)}[
-            options.get("search") or "both"
-        ]
         sources = [p.source for p in examples]
         references = [p.target for p in examples]
-        outputs, report = {}, {"examples": len(examples)}
-        for search in searches:
-            signature = SERVING_DEFAULT if search == "beam" else GREEDY
-            outputs[search] = translate_texts(
-                lambda texts, signature=signature: predictor.outputs({"text": texts}, signature)[
-                    "translation"
-                ],
+
+        def generate(signature: str, search: str) -> list[str]:
+            return translate_texts(
+                lambda texts: predictor.outputs({"text": texts}, signature)["translation"],
                 sources,
                 what=f"translating ({search} search)",
             )
-            scores = corpus_scores(outputs[search], references)
-            prefix = "" if search == searches[0] else f"{search}_"
-            report.update({f"{prefix}{name}": value for name, value in scores.items()})
-        report["search"] = searches[0]
-        if searches[0] == "beam":
-            report["beam_width"] = beam_width_of(predictor)
-        path = translations_path(predictor, options)
+
+        scores, outputs = generation.score_searches(
+            predictor, options, generate, lambda hypotheses: corpus_scores(hypotheses, references)
+        )
+        report = {"examples": len(examples), **scores}
+        path = generation.outputs_path(predictor, options, "translations", "translations")
         if path is not None:
             write_translations(path, sources, references, outputs)
             report["translations_file"] = str(path)
@@ -430,7 +422,7 @@ class TranslationTask(Task):
     def predict_lines(
         self, predictor: Predictor, lines: Iterable[str], options: dict
     ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
-        signature = GREEDY if options.get("search") == GREEDY else SERVING_DEFAULT
+        signature = generation.SEARCH_SIGNATURES[options.get("search") or generation.BEAM]
         plot = options.get("attention_plot")
         for batch in predictor.batched(lines):
             if plot:
@@ -443,16 +435,6 @@ class TranslationTask(Task):
 
 
 # === Decoding, shared by validation, serving and evaluation ===
-
-
-def decoding_hyperparameters(preprocessor: TranslationPreprocessor, options: dict | None) -> dict:
-    """The run's hyperparameters, with ``export --beam-width``."""
-    hyperparameters = dict(preprocessor.hyperparameters)
-    if options and options.get("beam_width"):
-        if options["beam_width"] < 1:
-            raise SeqappsError(f"--beam-width must be at least 1, got {options['beam_width']}")
-        hyperparameters["beam_width"] = options["beam_width"]
-    return hyperparameters
 
 
 def translation_function(model, preprocessor: TranslationPreprocessor, hyperparameters, search):
@@ -482,17 +464,9 @@ def translation_function(model, preprocessor: TranslationPreprocessor, hyperpara
             "end_id": END_ID,
             "forbidden_ids": FORBIDDEN_IDS,
         }
-        if search == GREEDY:
-            result = decoding.greedy_search(translator.step, state, context, **common)
-        else:
-            result = decoding.beam_search(
-                translator.step,
-                state,
-                context,
-                beam_width=hyperparameters["beam_width"],
-                length_penalty=hyperparameters["length_penalty"],
-                **common,
-            )
+        result = generation.search(
+            search, translator.step, state, context, hyperparameters, **common
+        )
         tokens, lengths = result["tokens"], result["lengths"]
         return {
             "translation": preprocessor.detokenize(tokens, lengths),
@@ -530,22 +504,6 @@ def corpus_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict:
         "bleu_signature": str(bleu.get_signature()),
         "chrf_signature": str(chrf.get_signature()),
     }
-
-
-def beam_width_of(predictor: Predictor) -> int | None:
-    metadata = predictor.metadata
-    return metadata.get("beam_width") or metadata.get("hyperparameters", {}).get("beam_width")
-
-
-def translations_path(predictor: Predictor, options: dict) -> Path | None:
-    """``--translations``, else ``translations-SPLIT.tsv`` in a run directory (an export's folder
-    is TF Serving's and stays as it was published)."""
-    if options.get("translations"):
-        return Path(options["translations"])
-    if isinstance(predictor, RunPredictor):
-        split = str(options.get("split", "test")).replace(" ", "_").replace(os.sep, "_")
-        return predictor.source / f"translations-{split}.tsv"
-    return None
 
 
 def write_translations(path: Path, sources, references, outputs: dict[str, list[str]]) -> None:

@@ -186,8 +186,11 @@ def test_corrupt_bytes_are_an_error_that_names_them(export_predictor):
     ):
         with pytest.raises(tf.errors.InvalidArgumentError, match=expected):
             export_predictor.outputs({"image_bytes": [good, bad]})
-    # The model still answers afterwards.
+    # The model still answers afterwards, and a request of no images gets no captions.
     assert export_predictor.outputs({"image_bytes": [good]})["caption"].shape == (1,)
+    for signature in ("serving_default", "greedy", "attention"):
+        empty = export_predictor.signatures[signature](image_bytes=tf.constant([], tf.string))
+        assert empty["caption"].shape == (0,), signature
 
 
 def test_images_are_cropped_to_their_centre_square(run_predictor):

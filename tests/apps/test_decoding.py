@@ -53,7 +53,7 @@ def toy_inputs(sources):
 
 
 @functools.cache
-def beam_decoder(width, jit_compile=False):
+def beam_decoder(width, jit_compile=False, ngram=0):
     @tf.function(jit_compile=jit_compile)
     def decode(sources, limits, alpha):
         state, context = toy_inputs(sources)
@@ -68,6 +68,7 @@ def beam_decoder(width, jit_compile=False):
             max_lengths=limits,
             length_penalty=alpha,
             forbidden_ids=FORBIDDEN,
+            no_repeat_ngram_size=ngram,
             return_all_beams=True,
         )
 
@@ -75,7 +76,7 @@ def beam_decoder(width, jit_compile=False):
 
 
 @functools.cache
-def greedy_decoder(jit_compile=False):
+def greedy_decoder(jit_compile=False, ngram=0):
     @tf.function(jit_compile=jit_compile)
     def decode(sources, limits):
         state, context = toy_inputs(sources)
@@ -88,6 +89,7 @@ def greedy_decoder(jit_compile=False):
             end_id=END,
             max_lengths=limits,
             forbidden_ids=FORBIDDEN,
+            no_repeat_ngram_size=ngram,
         )
 
     return decode
@@ -167,10 +169,21 @@ def reference_beam_search(source, limit, alpha, width):
     return finished
 
 
-def reference_greedy_search(source, limit):
+def repeats_an_ngram(tokens, size):
+    """Whether an n-gram of ``size`` tokens occurs twice in ``tokens`` (size 0: never)."""
+    if size == 0:
+        return False
+    grams = [tuple(tokens[i : i + size]) for i in range(len(tokens) - size + 1)]
+    return len(grams) != len(set(grams))
+
+
+def reference_greedy_search(source, limit, ngram=0):
     prefix, log_p = (), 0.0
     while len(prefix) < limit:
-        log_probs = reference_log_probs(source, prefix)
+        log_probs = reference_log_probs(source, prefix).copy()
+        for token in range(VOCABULARY):
+            if token != END and repeats_an_ngram((*prefix, token), ngram):
+                log_probs[token] = -np.inf
         token = int(np.argmax(log_probs))
         log_p += log_probs[token]
         if token == END:
@@ -251,6 +264,34 @@ def test_greedy_search_follows_the_reference_and_equals_beam_width_one():
     np.testing.assert_array_equal(one_beam["tokens"], greedy["tokens"])
     np.testing.assert_array_equal(one_beam["lengths"], greedy["lengths"])
     np.testing.assert_allclose(one_beam["scores"], greedy["scores"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("ngram", [1, 2])
+def test_ngram_blocking_finds_the_best_output_without_a_repeat(ngram):
+    """A wide beam finds the exhaustive best and top k among the outputs with no n-gram twice
+    (every prefix of such an output has none either, so blocking loses nothing else), and
+    greedy search follows the reference with blocked tokens; unblocked, the k best outputs
+    hold repeats. With n = 1 and 3 words, a 5-token limit leaves only the end token after 3
+    words: it is never blocked."""
+    alpha = 0.6
+    beams = decode_beams(EXHAUSTIVE_WIDTH, alpha=alpha, ngram=ngram)
+    greedy = decode_greedily(ngram=ngram)
+    repeated = False
+    for example, (source, limit) in enumerate(zip(SOURCES_IN_BATCH, LIMITS_IN_BATCH, strict=True)):
+        everything = all_hypotheses(source, limit, alpha)
+        repeated |= any(repeats_an_ngram(h[1], ngram) for h in everything[:8])
+        allowed = [h for h in everything if not repeats_an_ngram(h[1], ngram)]
+        assert_hypotheses_equal(
+            beams["beam_tokens"][example],
+            beams["beam_lengths"][example],
+            beams["beam_scores"][example],
+            allowed,
+        )
+        tokens, log_p = reference_greedy_search(source, limit, ngram)
+        assert tuple(greedy["tokens"][example, : greedy["lengths"][example]]) == tokens
+        np.testing.assert_allclose(greedy["scores"][example], log_p, rtol=1e-5)
+    assert repeated, "the toy model's best outputs should repeat n-grams without blocking"
+    assert_well_formed(greedy, LIMITS_IN_BATCH)
 
 
 def test_an_example_does_not_depend_on_the_rest_of_the_batch():
