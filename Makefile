@@ -119,3 +119,5 @@ bench-translation: $(INSTALLED)
 FLICKR8K ?= ../shared/data/flickr8k_train_subset
 bench-captioning: $(INSTALLED)
 	$(BIN)/python bench/bench_captioning.py flickr8k --data $(FLICKR8K) --arch lstm transformer
+	$(BIN)/python bench/bench_captioning.py blocking --data $(FLICKR8K) \
+		--model runs/bench-captioning/lstm
