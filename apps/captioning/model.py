@@ -221,6 +221,13 @@ def grid_shape(hyperparameters: dict) -> tuple[int, int]:
 # === Decoders ===
 
 
+def check_positive_integers(**values) -> None:
+    """A ``ValueError`` naming the first argument that is not a positive integer."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class AttentiveLSTMDecoder(keras.layers.Layer):
     """The decoder of "Show, Attend and Tell" (Xu et al. 2015, https://arxiv.org/abs/1502.03044).
@@ -274,14 +281,12 @@ class AttentiveLSTMDecoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for name, value in (
-            ("vocabulary_size", vocabulary_size),
-            ("embedding_dim", embedding_dim),
-            ("units", units),
-            ("attention_dim", attention_dim),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_integers(
+            vocabulary_size=vocabulary_size,
+            embedding_dim=embedding_dim,
+            units=units,
+            attention_dim=attention_dim,
+        )
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         if attention_regularization < 0:
@@ -467,15 +472,13 @@ class TransformerCaptionDecoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for name, value in (
-            ("vocabulary_size", vocabulary_size),
-            ("model_dim", model_dim),
-            ("num_heads", num_heads),
-            ("intermediate_dim", intermediate_dim),
-            ("decoder_layers", decoder_layers),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_integers(
+            vocabulary_size=vocabulary_size,
+            model_dim=model_dim,
+            num_heads=num_heads,
+            intermediate_dim=intermediate_dim,
+            decoder_layers=decoder_layers,
+        )
         self.vocabulary_size, self.model_dim = vocabulary_size, model_dim
         self.num_heads, self.intermediate_dim = num_heads, intermediate_dim
         self.decoder_layers, self.dropout = decoder_layers, dropout

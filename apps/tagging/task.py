@@ -273,7 +273,13 @@ class TaggingTask(Task):
             the longest row), padded (and tags past ``max_tokens``) with ""."""
             tokens = tokens[:, : preprocessor.max_tokens]
             dense = tokens.to_tensor("")
-            tag_ids = decode(dense)[:, : tf.shape(dense)[1]]
+            # A request of no texts gets empty answers: the character CNN's convolution cannot
+            # run on a batch of 0.
+            tag_ids = tf.cond(
+                tf.shape(dense)[0] > 0,
+                lambda: decode(dense)[:, : tf.shape(dense)[1]],
+                lambda: tf.zeros([0, tf.shape(dense)[1]], tf.int32),
+            )
             tags = tf.where(tf.equal(dense, ""), "", tf.gather(preprocessor.tag_table, tag_ids))
             if width is not None:
                 tags = tf.pad(tags, [[0, 0], [0, width - tf.shape(tags)[1]]], constant_values="")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from seqeval.metrics import f1_score
 
 from apps import cli
@@ -168,6 +169,11 @@ def test_run_directory_and_export_answer_alike(run_predictor, export_dir):
         "the", "U.S.", "did", "n't", "say",
     ]  # fmt: skip
     assert int(from_run[1]["length"]) == 0
+    # A request of no texts gets no answers (its convolution cannot run on a batch of 0).
+    empty = load_predictor(TASK, export_dir).signatures["serving_default"](
+        text=tf.constant([], tf.string)
+    )
+    assert empty["tags"].shape[0] == 0 and empty["length"].shape == (0,)
 
 
 FRESH_PROCESS = textwrap.dedent(
