@@ -78,6 +78,9 @@ IMAGE_BATCH = 64  # images decoded, encoded or captioned together
 # The first bytes of the formats tf.io.decode_image reads.
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 FORMATS = "JPEG, PNG, GIF or BMP"
+# The report warns when fewer than 5 % of the captions of 20 images or more are different.
+COLLAPSE_SHARE = 0.05
+COLLAPSE_IMAGES = 20
 
 
 class CaptioningPreprocessor(tf.Module):
@@ -452,7 +455,7 @@ class CaptioningTask(Task):
         lines = [
             f"images    {report['examples']} ({report['references']} reference captions)",
             f"BLEU-1..4 {bleu}  {search}",
-            f"distinct  {report['distinct']:.1%} of the captions",
+            f"distinct  {report['distinct']:.1%} of the captions" + collapse_note(report),
         ]
         if "greedy_bleu4" in report:
             greedy = "  ".join(f"{report[f'greedy_bleu{n}']:.2f}" for n in range(1, 5))
@@ -622,6 +625,14 @@ def write_captions(path: Path, examples: Sequence[CaptionedImage], outputs: dict
             row.append(" | ".join(cell(c) for c in image.captions))
             file.write("\t".join(row) + "\n")
     os.replace(temporary, path)
+
+
+def collapse_note(report: dict) -> str:
+    """A warning after the distinct share when nearly every image gets the same caption."""
+    images = report["examples"]
+    if images >= COLLAPSE_IMAGES and report["distinct"] < COLLAPSE_SHARE:
+        return "  (collapsed: nearly one caption for every image; train longer or check the data)"
+    return ""
 
 
 # === Images from files, for predict and warm-up ===

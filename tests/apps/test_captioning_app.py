@@ -149,6 +149,10 @@ def test_caption_scores_use_all_references_and_show_a_collapsed_model():
     collapsed = caption_scores(["a red circle", "a red circle"], references)
     assert collapsed["distinct"] == 0.5 and collapsed["bleu1"] < 100
     assert perfect["bleu_signature"].startswith("nrefs:var|case:lc")
+    report = {"examples": 40, "references": 200, "search": "greedy", **collapsed}
+    assert "collapsed" not in TASK.format_report(report)  # 50 % distinct
+    report["distinct"] = 1 / 40
+    assert "distinct  2.5% of the captions  (collapsed: " in TASK.format_report(report)
 
 
 # === The export: image bytes in, captions out, in a process without this project ===
