@@ -54,6 +54,7 @@ from apps.common import generation
 from apps.common.datasets import Splits
 from apps.common.errors import SeqappsError
 from apps.common.generation import GREEDY
+from apps.common.pipeline import PREFETCHED_BATCHES, without_autotuning
 from apps.common.predictor import Predictor
 from apps.common.progress import Progress
 from apps.common.task import SERVING_DEFAULT, Task
@@ -295,7 +296,7 @@ class CaptioningTask(Task):
                 seeds = tf.data.Dataset.random(seed=shuffle_seed).batch(4, drop_remainder=True)
                 augment = augmenter(preprocessor)
                 batches = tf.data.Dataset.zip((batches, seeds)).map(
-                    lambda pair, seed: augment(*pair, seed), num_parallel_calls=tf.data.AUTOTUNE
+                    lambda pair, seed: augment(*pair, seed), num_parallel_calls=2
                 )
         name = preprocessor.encoder_input_name
 
@@ -305,7 +306,8 @@ class CaptioningTask(Task):
             ids = ids[:, :, :longest]
             return {name: encoder_input, CAPTIONS_INPUT: ids[:, :, :-1]}, ids[:, :, 1:]
 
-        return batches.batch(batch_size).map(model_batch).prefetch(tf.data.AUTOTUNE)
+        batches = batches.batch(batch_size).map(model_batch).prefetch(PREFETCHED_BATCHES)
+        return without_autotuning(batches)
 
     # === Model ===
 
