@@ -204,20 +204,6 @@ def _cnn_encoder(hp: dict, images):
     return keras.layers.Reshape((-1, x.shape[-1]), name=GRID_FEATURES)(x)
 
 
-def grid_shape(hyperparameters: dict) -> tuple[int, int]:
-    """The encoder's ``(rows, columns)`` of feature positions for ``image_size``."""
-    size = hyperparameters["image_size"]
-    if hyperparameters["encoder"] == CNN:
-        side = -(-size // 2)  # the stem: "same" padding, stride 2
-        for _ in range(hyperparameters["encoder_blocks"]):
-            side //= 2
-        return side, side
-    backbone = build_backbone(hyperparameters, None)
-    positions = backbone.output.shape[1]
-    side = round(positions**0.5)
-    return side, positions // side
-
-
 # === Decoders ===
 
 

@@ -24,7 +24,6 @@ captions (a model that collapsed writes one caption for every image). Figures:
 
 from __future__ import annotations
 
-import io
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -67,6 +66,7 @@ from apps.common.text import (
     TextEncoder,
     Tokenizer,
     build_vocabulary,
+    read_vocabulary,
     write_vocabulary,
 )
 
@@ -111,7 +111,7 @@ class CaptioningPreprocessor(tf.Module):
         if caches_features(hyperparameters):
             self.backbone = build_backbone(hyperparameters, None)
             self.backbone.load_weights(run_dir / ENCODER_WEIGHTS_FILE)
-        vocabulary = (run_dir / VOCABULARY_FILE).read_text(encoding="utf-8").split("\n")
+        vocabulary = read_vocabulary(run_dir / VOCABULARY_FILE)
         # Horizontal flips swap these words (-1: not in the vocabulary, nothing to swap).
         self.left_right = tuple(
             vocabulary.index(word) if word in vocabulary else -1 for word in ("left", "right")
@@ -581,12 +581,11 @@ def caption_function(model, preprocessor: CaptioningPreprocessor, hyperparameter
 
 
 def caption_images(
-    predictor: Predictor, examples: Sequence[CaptionedImage], signature: str, what: str | None
+    predictor: Predictor, examples: Sequence[CaptionedImage], signature: str, what: str
 ) -> list[str]:
     """The captions ``signature`` writes for ``examples``' image bytes, in batches."""
     captions: list[str] = []
-    quiet = io.StringIO() if what is None else None
-    with Progress(what or "", len(examples), "images", stream=quiet) as progress:
+    with Progress(what, len(examples), "images") as progress:
         for start in range(0, len(examples), IMAGE_BATCH):
             batch = examples[start : start + IMAGE_BATCH]
             outputs = predictor.outputs(
