@@ -4,6 +4,7 @@
     seqapps --version                   prints the installed version
     seqapps info                        versions of the stack and the devices TensorFlow sees
     seqapps train|evaluate|predict|export APP [options]    (seqapps train --help lists the apps)
+    seqapps tune APP [options]          a KerasTuner search of the app's hyperparameters
 
 The app commands come from ``APPS`` (each app's ``App``, its flags added to the shared ones of
 ``apps/common/command_line.py``); other subcommands from ``SUBCOMMANDS``. TensorFlow is imported
@@ -26,6 +27,7 @@ from apps.common.errors import SeqappsError
 from apps.sentiment import APP as SENTIMENT
 from apps.tagging import APP as TAGGING
 from apps.translation import APP as TRANSLATION
+from tuning import command as tuning_command
 
 APPS: list[App] = [SENTIMENT, TAGGING, TRANSLATION, CAPTIONING]
 
@@ -93,6 +95,18 @@ def build_parser(apps: Sequence[App] | None = None) -> argparse.ArgumentParser:
             app_parser.set_defaults(
                 run=lambda args, app=app, command=command: command_line.run(command, app, args)
             )
+    tune_parser = subparsers.add_parser(
+        "tune", help=tuning_command.SUMMARY, description=tuning_command.SUMMARY
+    )
+    tune_apps = tune_parser.add_subparsers(dest="app", metavar="APP", required=True)
+    for app in APPS if apps is None else apps:
+        if app.load_hypermodel is None:
+            continue
+        app_parser = tune_apps.add_parser(
+            app.name, help=app.summary, description=f"tune {app.name}: {tuning_command.SUMMARY}"
+        )
+        tuning_command.add_arguments(app, app_parser)
+        app_parser.set_defaults(run=lambda args, app=app: tuning_command.run(app, args))
     for subcommand in SUBCOMMANDS:
         subparser = subparsers.add_parser(
             subcommand.name, help=subcommand.summary, description=subcommand.summary

@@ -55,10 +55,17 @@ def load_task():
     return CaptioningTask()
 
 
+def load_hypermodel():
+    from tuning.captioning import CaptioningHyperModel
+
+    return CaptioningHyperModel
+
+
 APP = App(
     name="captioning",
     summary="image -> text (CNN encoder, LSTM with visual attention or transformer, beam search)",
     load_task=load_task,
+    load_hypermodel=load_hypermodel,
     architectures=ARCHITECTURES,
     data_help="a Flickr8k-style folder (images/ or Flicker8k_Dataset/ with Flickr8k.token.txt "
     "and optional Flickr_8k.{train,dev,test}Images.txt), a captions.txt CSV (image,caption) "

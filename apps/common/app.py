@@ -53,6 +53,8 @@ class App:
             flag); otherwise the default number of members, or ``AUTO_ENSEMBLE`` for
             ``Task.default_ensemble_size``.
         epochs, batch_size, patience: defaults of ``--epochs``, ``--batch-size``, ``--patience``.
+        load_hypermodel: returns the app's search space for ``seqapps tune`` (a subclass of
+            ``tuning.hypermodel.AppHyperModel``); may import TensorFlow. None: no search.
     """
 
     name: str
@@ -66,6 +68,7 @@ class App:
     epochs: int = 20
     batch_size: int = 32
     patience: int = 3
+    load_hypermodel: Callable[[], type] | None = None
 
     def __post_init__(self):
         if not self.architectures:

@@ -8,7 +8,8 @@ A run directory holds everything one ``seqapps train`` produced::
     best.json           that metric's best value and epoch (so a resumed run keeps it)
     training_log.csv    one row per epoch, each epoch once across resumes
     tensorboard/        TensorBoard logs
-    backup/             Keras BackupAndRestore state while training is unfinished
+    backup/             the last finished epoch's weights and optimizer state while training
+                        is unfinished (``AtomicBackupAndRestore``)
     fitted.json         training finished (the best value and epoch); a resumed run goes on
                         from here without training again
     members/<k>/        with an ensemble of N > 1 models: member k's own model.keras, best.json,
@@ -32,7 +33,7 @@ import os
 import shutil
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import keras
@@ -61,6 +62,13 @@ def save_model_atomically(model: keras.Model, path: Path) -> None:
     """``model.save(path)`` through a temporary file: a crash never leaves half a model."""
     temporary = path.with_name(f".tmp-{os.getpid()}-{path.name}")
     model.save(temporary)
+    os.replace(temporary, path)
+
+
+def save_weights_atomically(model: keras.Model, path: Path) -> None:
+    """``model.save_weights(path)`` through a temporary file (``path`` ends in .weights.h5)."""
+    temporary = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    model.save_weights(temporary)
     os.replace(temporary, path)
 
 
@@ -124,13 +132,17 @@ class EpochMetrics(keras.callbacks.Callback):
 
 
 class KeepBestModel(keras.callbacks.Callback):
-    """Saves the model whenever the monitored metric improves; remembers the best across resumes."""
+    """Saves the model (or only its weights, to ``weights_file``) whenever the monitored metric
+    improves; remembers the best across resumes."""
 
-    def __init__(self, run_dir: Path, monitor: str, mode: str = "max"):
+    def __init__(
+        self, run_dir: Path, monitor: str, mode: str = "max", weights_file: Path | None = None
+    ):
         super().__init__()
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
         self.model_path = run_dir / MODEL_FILE
+        self.weights_file = weights_file
         self.best_path = run_dir / BEST_FILE
         self.monitor = monitor
         self.sign = 1.0 if mode == "max" else -1.0
@@ -144,7 +156,10 @@ class KeepBestModel(keras.callbacks.Callback):
             return
         if self.best is None or self.sign * (value - self.best) > 0:
             self.best, self.best_epoch = float(value), epoch + 1
-            save_model_atomically(self.model, self.model_path)
+            if self.weights_file is None:
+                save_model_atomically(self.model, self.model_path)
+            else:
+                save_weights_atomically(self.model, self.weights_file)
             write_json_atomically(
                 self.best_path, {"monitor": self.monitor, "value": self.best, "epoch": epoch + 1}
             )
@@ -215,6 +230,52 @@ class EpochSummary(keras.callbacks.Callback):
         print(f"epoch {epoch + 1}/{self.epochs}: {metrics} ({seconds:.1f} s)", flush=True)
 
 
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras' ``BackupAndRestore`` whose backup is always whole, wherever a kill lands.
+
+    Each epoch's weights (with the optimizer's state) go to a file of their own, written under a
+    temporary name; only then does ``training_metadata.json`` (written atomically) name that
+    file and the epoch, and older files are removed. Keras' own callback writes the weights and
+    the metadata in place, one after the other: killed while it wrote the first epoch's weights
+    (``double_checkpoint`` has no earlier file to fall back to) the run could not resume
+    ("bad object header version number"), and killed between the two files it resumed an epoch
+    with the next epoch's weights. A backup written by Keras' callback still loads.
+    """
+
+    METADATA = "training_metadata.json"
+
+    def __init__(self, backup_dir: str):
+        super().__init__(backup_dir, delete_checkpoint=True)
+
+    def on_train_begin(self, logs=None):
+        self._load_model()
+
+    def _load_model(self):
+        metadata_path = Path(self.backup_dir) / self.METADATA
+        if not metadata_path.exists():
+            return
+        metadata = read_json(metadata_path)
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)  # its state is in the file
+        self.model.load_weights(
+            Path(self.backup_dir) / metadata.get("weights", "latest.weights.h5")
+        )
+        self.model._initial_epoch = metadata["epoch"]
+
+    def _save_model(self):
+        directory = Path(self.backup_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        name = f"epoch-{self._current_epoch}.weights.h5"
+        save_weights_atomically(self.model, directory / name)
+        write_json_atomically(
+            directory / self.METADATA,
+            {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name},
+        )
+        for older in directory.glob("*.weights.h5*"):
+            if older.name != name:
+                older.unlink()
+
+
 def fit_resumable(
     build_model: Callable[[], keras.Model],
     train_data: Callable[[], object],
@@ -230,7 +291,10 @@ def fit_resumable(
     epoch_metrics: Callable[[keras.Model], dict[str, float]] | None = None,
     finished_file: str = FITTED_FILE,
     finished_facts: dict | None = None,
-) -> keras.Model:
+    extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+    initial_epoch: int = 0,
+    best_weights_file: Path | None = None,
+) -> keras.Model | None:
     """Fits with early stopping and crash-safe resume; returns the best model, loaded back.
 
     ``build_model()`` returns the compiled model and ``train_data()`` its training batches
@@ -241,29 +305,33 @@ def fit_resumable(
     line per epoch either way.
     ``epoch_metrics(model)`` adds validation metrics to each epoch's logs (``EpochMetrics``).
     ``finished_file`` gets the best value and epoch, and ``finished_facts``, at the end.
+
+    For a tuner's trial: ``extra_callbacks`` run after the ones that write the run directory;
+    ``initial_epoch`` starts from a model trained that far (Hyperband continues a trial); with
+    ``best_weights_file``, the best epoch's weights go there instead of ``model.keras`` and
+    nothing is loaded back (returns None).
     """
     model_path = run_dir / MODEL_FILE
-    if (run_dir / finished_file).exists() and model_path.exists():
-        return keras.models.load_model(model_path)
+    best_file = model_path if best_weights_file is None else best_weights_file
+    if (run_dir / finished_file).exists() and best_file.exists():
+        return keras.models.load_model(model_path) if best_weights_file is None else None
     if verbose is None:
         verbose = 1 if on_terminal() else 0
-    keep_best = KeepBestModel(run_dir, monitor, mode)
+    keep_best = KeepBestModel(run_dir, monitor, mode, weights_file=best_weights_file)
     callbacks = [EpochMetrics(epoch_metrics)] if epoch_metrics is not None else []
     callbacks += [
         keep_best,
         StopWithoutProgress(keep_best, patience),
         TrainingLog(run_dir / LOG_FILE),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
+        *extra_callbacks,
     ]
     if verbose == 0:
         callbacks.append(TrainingProgress(epochs, expected_batches))
     callbacks += [
         # After the callbacks that write, so that everything an epoch writes is on disk before
         # the backup says it is done; the summary line then says so.
-        # double_checkpoint: a kill while the weights are written falls back to the epoch before.
-        keras.callbacks.BackupAndRestore(
-            str(run_dir / BACKUP_DIR), delete_checkpoint=True, double_checkpoint=True
-        ),
+        AtomicBackupAndRestore(str(run_dir / BACKUP_DIR)),
         EpochSummary(epochs),
     ]
     with warnings.catch_warnings():
@@ -274,16 +342,17 @@ def fit_resumable(
             train_data(),
             validation_data=validation_data,
             epochs=epochs,
+            initial_epoch=initial_epoch,
             callbacks=callbacks,
             shuffle=False,  # the pipeline shuffles; Keras cannot shuffle a tf.data.Dataset
             verbose=verbose,
         )
-    if not model_path.exists():
+    if not best_file.exists():
         raise SeqappsError(f"training produced no finite {monitor}; no model was kept")
     write_json_atomically(
         run_dir / finished_file, {**(finished_facts or {}), **read_json(run_dir / BEST_FILE)}
     )
-    return keras.models.load_model(model_path)
+    return keras.models.load_model(model_path) if best_weights_file is None else None
 
 
 def fit_ensemble(

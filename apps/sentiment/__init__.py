@@ -31,10 +31,17 @@ def load_task():
     return SentimentTask()
 
 
+def load_hypermodel():
+    from tuning.sentiment import SentimentHyperModel
+
+    return SentimentHyperModel
+
+
 APP = App(
     name="sentiment",
     summary="text -> label (aclImdb, SST-2, TSV/CSV)",
     load_task=load_task,
+    load_hypermodel=load_hypermodel,
     architectures=ARCHITECTURES,
     data_help="aclImdb folder, SST-2 folder, or TSV/CSV file or folder "
     "(default: the built-in synthetic reviews)",

@@ -40,10 +40,17 @@ def load_task():
     return TaggingTask()
 
 
+def load_hypermodel():
+    from tuning.tagging import TaggingHyperModel
+
+    return TaggingHyperModel
+
+
 APP = App(
     name="tagging",
     summary="tokens -> tags (CoNLL-U part of speech, CoNLL-2003/UNER entities)",
     load_task=load_task,
+    load_hypermodel=load_hypermodel,
     architectures=ARCHITECTURES,
     data_help="a CoNLL-U file or UD folder (*-ud-{train,dev,test}.conllu), or a CoNLL-2003 / "
     "Universal NER column file or folder (default: built-in generated sentences)",

@@ -40,10 +40,17 @@ def load_task():
     return TranslationTask()
 
 
+def load_hypermodel():
+    from tuning.translation import TranslationHyperModel
+
+    return TranslationHyperModel
+
+
 APP = App(
     name="translation",
     summary="text -> text (transformer or LSTM with attention, beam search, sacreBLEU)",
     load_task=load_task,
+    load_hypermodel=load_hypermodel,
     architectures=ARCHITECTURES,
     data_help="a folder of line-aligned pairs NAME.SRC[.gz]/NAME.TGT[.gz] (Multi30k layout), or a "
     "tab-separated pair file source<TAB>target (default: built-in generated English-German)",

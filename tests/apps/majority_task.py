@@ -52,7 +52,9 @@ class MajorityTask(Task):
         )  # fmt: skip
 
     def default_hyperparameters(self, architecture):
-        return {"architecture": architecture, "embedding_dim": 8, "learning_rate": 0.02}
+        # mode: "nan" makes the loss NaN in tuning's tests (their search space).
+        defaults = {"architecture": architecture, "embedding_dim": 8, "learning_rate": 0.02}
+        return {**defaults, "mode": "ok"}
 
     def build_model(self, hp, encoder):
         ids = keras.Input((None,), dtype="int32")
@@ -83,7 +85,41 @@ class MajorityTask(Task):
         return f"{outputs['label'].decode()}\t{line}"
 
 
-MajorityTask.app = APP = App("majority", "which word is in the majority", MajorityTask, ("bag",))
+def nan_loss(labels, probabilities):
+    return keras.ops.mean(probabilities) * np.nan
+
+
+def load_hypermodel():
+    """The test app's search space (``seqapps tune majority``): ``embedding_dim`` 3, 6 or 8
+    (3 does not build: a bad combination), ``mode`` "ok" or "nan" (a loss that is NaN)."""
+    from tuning.hypermodel import AppHyperModel
+
+    class MajorityHyperModel(AppHyperModel):
+        batch_sizes = (16, 32)
+
+        def architecture_space(self, space, architecture):
+            space.choice("embedding_dim", [8, 6, 3])
+            space.choice("mode", ["ok", "nan"])
+
+        def build(self, hp):
+            hyperparameters, _ = self.resolve(hp)
+            if hyperparameters["embedding_dim"] == 3:
+                raise ValueError("embedding_dim 3 is too small for this test")
+            model = super().build(hp)
+            if hyperparameters["mode"] == "nan":
+                model.compile(optimizer="adam", loss=nan_loss)
+            return model
+
+    return MajorityHyperModel
+
+
+MajorityTask.app = APP = App(
+    "majority",
+    "which word is in the majority",
+    MajorityTask,
+    ("bag",),
+    load_hypermodel=load_hypermodel,
+)
 
 if __name__ == "__main__":
     sys.exit(cli.main(sys.argv[1:], apps=[APP]))

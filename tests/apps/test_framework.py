@@ -90,7 +90,7 @@ def test_hyperparameters_from_set_reach_the_model_and_the_config(resumed_run):
     run_dir, _, _ = resumed_run
     config = json.loads((run_dir / "config.json").read_text())
     assert config["hyperparameters"] == {
-        "architecture": "bag", "embedding_dim": 6, "learning_rate": 0.02
+        "architecture": "bag", "embedding_dim": 6, "learning_rate": 0.02, "mode": "ok"
     }  # fmt: skip
     model = keras.models.load_model(run_dir / "model.keras")
     assert model.layers[1].embeddings.shape[1] == 6
@@ -176,7 +176,9 @@ def test_a_hyperparameter_file_and_a_conflicting_arch(tmp_path, capsys):
     path = tmp_path / "best.json"
     path.write_text(json.dumps({"architecture": "bag", "learning_rate": 0.5}))
     resolved = drivers.resolve_hyperparameters(task, None, path, [("learning_rate", 0.1)])
-    assert resolved == {"architecture": "bag", "embedding_dim": 8, "learning_rate": 0.1}
+    assert resolved == {
+        "architecture": "bag", "embedding_dim": 8, "learning_rate": 0.1, "mode": "ok"
+    }  # fmt: skip
     path.write_text(json.dumps({"architecture": "other"}))
     with pytest.raises(SeqappsError, match="conflicting architectures: --arch says 'bag'"):
         drivers.resolve_hyperparameters(task, "bag", path)
