@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.seqapps-installed
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: demo demo-sentiment demo-tagging demo-translation demo-captioning test test-slow lint format install bench-tcn bench-recurrent bench-attention bench-sentiment bench-tagging bench-translation bench-captioning
+.PHONY: demo demo-sentiment demo-tagging demo-translation demo-captioning test test-slow lint format install bench-tcn bench-recurrent bench-attention bench-sentiment bench-tagging bench-translation bench-captioning bench-tuning
 
 install: $(INSTALLED)
 
@@ -121,3 +121,11 @@ bench-captioning: $(INSTALLED)
 	$(BIN)/python bench/bench_captioning.py flickr8k --data $(FLICKR8K) --arch lstm transformer
 	$(BIN)/python bench/bench_captioning.py blocking --data $(FLICKR8K) \
 		--model runs/bench-captioning/lstm
+
+# seqapps tune: resident memory over 20 trials, a 20-trial search on SST-2 (read from its folder,
+# never copied) against the default configuration, and each app's small search on its built-in
+# data (alone on the machine: about 1.5 hours).
+bench-tuning: $(INSTALLED)
+	$(BIN)/python bench/bench_tuning.py memory
+	$(BIN)/python bench/bench_tuning.py sst2 --data $(SST2)
+	$(BIN)/python bench/bench_tuning.py builtin

@@ -141,6 +141,11 @@ def environment(role: Role):
 _worker_timeout = DEFAULT_WORKER_TIMEOUT
 
 
+def now() -> float:
+    """The chief's clock for worker liveness (tests replace it)."""
+    return time.monotonic()
+
+
 def is_chief() -> bool:
     return ORACLE_IP in os.environ and os.environ.get(TUNER_ID) == CHIEF_ID
 
@@ -157,16 +162,15 @@ def quiet_reload():
 
 def note_alive(oracle, tuner_id: str) -> None:
     seen = _last_seen(oracle)
-    now = time.monotonic()
-    seen[tuner_id] = now
-    reclaim_lost_trials(oracle, now)
+    seen[tuner_id] = now()
+    reclaim_lost_trials(oracle, seen[tuner_id])
 
 
 def note_heartbeat(oracle, trial_id: str) -> None:
     seen = _last_seen(oracle)
     for tuner_id, trial in oracle.ongoing_trials.items():
         if trial.trial_id == trial_id:
-            seen[tuner_id] = time.monotonic()
+            seen[tuner_id] = now()
 
 
 def _last_seen(oracle) -> dict:
@@ -175,28 +179,25 @@ def _last_seen(oracle) -> dict:
     return oracle._seqapps_last_seen
 
 
-def reclaim_lost_trials(oracle, now: float) -> None:
+def reclaim_lost_trials(oracle, time_now: float) -> None:
     """Hands the trials of workers silent for longer than the timeout back to the queue."""
     seen = _last_seen(oracle)
     for tuner_id in list(oracle.tuner_ids):
         # A tuner the chief never heard from in this process (ongoing before a restart)
         # counts from now.
-        last = seen.setdefault(tuner_id, now)
-        if now - last <= _worker_timeout:
+        last = seen.setdefault(tuner_id, time_now)
+        if time_now - last <= _worker_timeout:
             continue
         trial = oracle.ongoing_trials.pop(tuner_id, None)
         oracle.tuner_ids.discard(tuner_id)
         seen.pop(tuner_id, None)
+        silence = f"{tuner_id} silent for {time_now - last:.0f} s"
         if trial is not None:
             oracle._retry_queue.append(trial.trial_id)
             oracle.save()
-            print(
-                f"{tuner_id} silent for {now - last:.0f} s: trial {trial.trial_id} goes to the "
-                "next worker",
-                flush=True,
-            )
+            print(f"{silence}: trial {trial.trial_id} goes to the next worker", flush=True)
         else:
-            print(f"{tuner_id} silent for {now - last:.0f} s: no longer waited for", flush=True)
+            print(f"{silence}: no longer waited for", flush=True)
 
 
 # === The chief's server ===

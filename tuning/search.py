@@ -225,6 +225,10 @@ class SafeOracle:
 
     default_first = True
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.verbose = 0  # our lines replace KerasTuner's tables
+
     def save(self):
         training.write_json_atomically(Path(self._get_oracle_fname()), self.get_state())
 
@@ -252,7 +256,7 @@ class SafeOracle:
     def check_workers(self) -> tuple[list[str], bool]:
         """For the chief's loop: reclaims the trials of silent workers; returns the ended
         trials and whether any worker still runs or waits for a trial."""
-        distributed.reclaim_lost_trials(self, time.monotonic())
+        distributed.reclaim_lost_trials(self, distributed.now())
         return list(self.end_order), bool(self.ongoing_trials or self.tuner_ids)
 
     @keras_tuner.synchronized
@@ -266,6 +270,9 @@ class SafeOracle:
             # Reported twice: a worker thought dead finished the trial given to another one.
             # The first report stands.
             return
+        if trial.trial_id in self._retry_queue:
+            # A restarted chief queued the trials that were running; this one came back.
+            self._retry_queue.remove(trial.trial_id)
         super().end_trial(trial)
 
     @keras_tuner.synchronized
@@ -393,7 +400,9 @@ class SearchTuner:
             left = self.oracle.remaining_trials()
             if left:
                 mean = sum(self.trial_seconds) / len(self.trial_seconds)
-                line += f"; {left} trial{'s' * (left != 1)} left, ~{duration(left * mean)}"
+                # Hyperband's brackets may end the search before --max-trials.
+                bound = "at most " if "tuner/epochs" in trial.hyperparameters.values else ""
+                line += f"; {bound}{left} trial{'s' * (left != 1)} left, ~{duration(left * mean)}"
         print(line, flush=True)
         gc.collect()
 
@@ -426,10 +435,13 @@ def last_line(message: str | None) -> str:
 
 
 def epochs_trained(trial_dir: Path) -> int:
+    """The model's epochs at the trial's end, those of the trial it continues included
+    (Hyperband), as ``training_log.csv`` counts them (from 0)."""
     log = trial_dir / training.LOG_FILE
     if not log.exists():
         return 0
-    return max(0, len(log.read_text(encoding="utf-8").splitlines()) - 1)
+    rows = log.read_text(encoding="utf-8").splitlines()[1:]
+    return int(rows[-1].split(",", 1)[0]) + 1 if rows else 0
 
 
 def format_values(values: dict) -> str:
@@ -595,8 +607,6 @@ def make_tuner(prepared: PreparedSearch, settings: SearchSettings):
             project_name=PROJECT,
             overwrite=False,
         )
-    if not tuner._is_worker():
-        tuner.oracle.verbose = 0  # our lines replace KerasTuner's tables
     return tuner
 
 

@@ -7,7 +7,9 @@ both          ``dropout`` 0.1-0.3, ``label_smoothing`` 0/0.1/0.2, ``learning_rat
               (log, the schedule's peak), ``warmup_steps`` 200/500/1000
 transformer   ``model_dim`` 128/256/512, ``num_heads`` 4/8, ``intermediate_dim`` 512/1024/2048,
               ``encoder_layers`` 2-4, ``decoder_layers`` 2-4, ``normalize_first``
-lstm          ``embedding_dim`` 128/256, ``units`` 256/512, ``attention`` dot/additive
+lstm          ``units`` 256/512 (``embedding_dim`` follows it: tied embeddings need the two
+              equal; with ``--set tie_embeddings=false`` it is tuned, 128/256/512),
+              ``attention`` dot/additive
 ============  ================================================================================
 
 Not tuned (fixed for the search, ``--set`` to change): the subword vocabulary
@@ -38,6 +40,9 @@ class TranslationHyperModel(AppHyperModel):
             space.integer("decoder_layers", 2, 4)
             space.boolean("normalize_first")
         elif architecture == "lstm":
-            space.choice("embedding_dim", [128, 256])
             space.choice("units", [256, 512])
+            if space.defaults["tie_embeddings"]:
+                space.values["embedding_dim"] = space.values["units"]
+            else:
+                space.choice("embedding_dim", [128, 256, 512])
             space.choice("attention", ["dot", "additive"])

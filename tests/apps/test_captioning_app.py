@@ -28,6 +28,7 @@ from apps.captioning.task import caption_scores, warmup_images
 from apps.common.errors import SeqappsError
 from apps.common.predictor import RunPredictor, load_predictor
 from apps.common.text import START_ID
+from tests.tuning.space_checks import check_search_space
 
 TASK = APP.load_task()
 TINY = {
@@ -470,3 +471,7 @@ def test_an_image_that_does_not_decode_is_named(run_predictor):
         TASK.dataset(
             [*good, broken], run_predictor.preprocessor, run_predictor.config["hyperparameters"], 4
         )
+
+
+def test_the_search_space_builds_every_architecture(trained_run):
+    check_search_space(APP, trained_run)

@@ -258,3 +258,45 @@ def test_a_task_can_refuse_ensembles_for_some_hyperparameters(tmp_path):
     with pytest.raises(SeqappsError, match="--ensemble 2: these models must not be averaged"):
         drivers.train(task, settings)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_backup_killed_while_written_still_resumes(tmp_path):
+    """``AtomicBackupAndRestore``: a kill while an epoch's weights are written (a partial
+    temporary file) leaves the previous backup whole; a backup of Keras' own callback loads."""
+
+    def model():
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((3,))
+        built = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+        built.compile(optimizer="adam", loss="mse")
+        built.fit(np.ones((4, 3)), np.ones((4, 2)), verbose=0)  # optimizer state to keep
+        return built
+
+    backup_dir = tmp_path / "backup"
+    trained = model()
+    trained.fit(np.ones((4, 3)), np.ones((4, 2)), epochs=4, verbose=0)  # 5 steps in all
+    trained.layers[1].kernel.assign(np.full((3, 2), 0.5))
+    writer = training.AtomicBackupAndRestore(str(backup_dir))
+    writer.set_model(trained)
+    writer._current_epoch = 3
+    writer._save_model()
+    (backup_dir / ".tmp-999-epoch-4.weights.h5").write_bytes(b"\x89HDF\r\n partial")
+
+    resumed = model()
+    reader = training.AtomicBackupAndRestore(str(backup_dir))
+    reader.set_model(resumed)
+    reader.on_train_begin()
+    assert resumed._initial_epoch == 3
+    np.testing.assert_array_equal(resumed.layers[1].kernel.numpy(), np.full((3, 2), 0.5))
+    assert int(resumed.optimizer.iterations.numpy()) == 5
+
+    keras_dir = tmp_path / "keras-backup"  # the layout of keras.callbacks.BackupAndRestore
+    keras_dir.mkdir()
+    trained.save_weights(keras_dir / "latest.weights.h5")
+    (keras_dir / "training_metadata.json").write_text(json.dumps({"epoch": 2, "batch": 0}))
+    older = model()
+    reader = training.AtomicBackupAndRestore(str(keras_dir))
+    reader.set_model(older)
+    reader.on_train_begin()
+    assert older._initial_epoch == 2
+    np.testing.assert_array_equal(older.layers[1].kernel.numpy(), np.full((3, 2), 0.5))

@@ -18,6 +18,7 @@ from apps.common.predictor import load_predictor
 from apps.sentiment import APP
 from apps.sentiment.builtin_data import builtin_sentiment_data
 from apps.sentiment.task import probabilities
+from tests.tuning.space_checks import check_search_space
 
 TASK = APP.load_task()
 
@@ -306,3 +307,7 @@ def test_the_default_ensemble_follows_the_size_of_the_training_data():
     assert TASK.default_ensemble_size(words(5_200_000, 230)) == 1  # IMDB: one model
     assert drivers.ensemble_members(TASK, None, words(5_200_000, 230)) == 1
     assert drivers.ensemble_members(TASK, 4, words(5_200_000, 230)) == 4
+
+
+def test_the_search_space_builds_every_architecture(trained_run):
+    check_search_space(APP, trained_run)

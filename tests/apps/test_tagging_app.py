@@ -22,6 +22,7 @@ from apps.common.predictor import load_predictor
 from apps.tagging import APP
 from apps.tagging.builtin_data import builtin_tagging_data
 from apps.tagging.task import TAG_TOKENS
+from tests.tuning.space_checks import check_search_space
 
 TASK = APP.load_task()
 SMALL = ["--set", "units=32", "--set", "word_dim=32", "--set", "char_filters=16"]
@@ -261,3 +262,7 @@ def test_drivers_accept_hyperparameters_for_tuning():
     hyperparameters = drivers.resolve_hyperparameters(TASK, "tcn", None, [("decoder", "softmax")])
     assert hyperparameters["architecture"] == "tcn" and hyperparameters["decoder"] == "softmax"
     assert TASK.averages(hyperparameters) is None
+
+
+def test_the_search_space_builds_every_architecture(trained_run):
+    check_search_space(APP, trained_run)

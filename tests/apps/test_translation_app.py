@@ -23,6 +23,7 @@ from apps.translation import APP
 from apps.translation.builtin_data import builtin_translation_data
 from apps.translation.model import build_translator, default_hyperparameters, translator_for
 from apps.translation.task import translation_function
+from tests.tuning.space_checks import check_search_space
 
 TASK = APP.load_task()
 TINY = {
@@ -337,3 +338,7 @@ def test_the_default_command_learns_the_built_in_pairs(architecture, epochs, tmp
     assert seqapps(*arguments) == 0
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["bleu"] > 30, metrics
+
+
+def test_the_search_space_builds_every_architecture(trained_run):
+    check_search_space(APP, trained_run)
