@@ -118,10 +118,7 @@ def add_arguments(app: App, parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="last line of stdout: the best trial as JSON",
     )
-    shared = {action.dest for action in parser._actions}
-    app.add_arguments("train", parser)
-    own = sorted({action.dest for action in parser._actions} - shared)
-    parser.set_defaults(app_option_names=own)
+    command_line.add_app_arguments("train", app, parser)
 
 
 def run(app: App, args: argparse.Namespace) -> int:
@@ -138,11 +135,7 @@ def run(app: App, args: argparse.Namespace) -> int:
         raise SeqappsError("--out goes with --train-best")
     task = app.load_task()
     options = command_line.app_options(args)
-    flagged = [
-        (name, str(value.resolve()) if isinstance(value, Path) else value)
-        for name in app.hyperparameter_flags
-        if (value := options.pop(name, None)) is not None
-    ]
+    flagged = command_line.hyperparameter_flags(app, options)
     settings = search.SearchSettings(
         directory=args.directory,
         data=args.data,

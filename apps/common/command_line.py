@@ -188,8 +188,14 @@ def add_search_arguments(
 
 
 def add_arguments(command: str, app: App, parser: argparse.ArgumentParser) -> None:
-    """The shared flags, then the app's own; records which ``dest``\\ s are the app's."""
+    """The shared flags, then the app's own."""
     add_shared_arguments(command, app, parser)
+    add_app_arguments(command, app, parser)
+
+
+def add_app_arguments(command: str, app: App, parser: argparse.ArgumentParser) -> None:
+    """The app's own flags of ``command``; records which ``dest``\\ s are the app's (for
+    ``app_options``)."""
     shared = {action.dest for action in parser._actions}
     app.add_arguments(command, parser)
     own = sorted({action.dest for action in parser._actions} - shared)
@@ -199,6 +205,17 @@ def add_arguments(command: str, app: App, parser: argparse.ArgumentParser) -> No
 def app_options(args: argparse.Namespace) -> dict:
     """The values of the app's own flags, keyed by ``dest``."""
     return {name: getattr(args, name) for name in getattr(args, "app_option_names", [])}
+
+
+def hyperparameter_flags(app: App, options: dict) -> list[tuple[str, object]]:
+    """Takes the flags that stand for hyperparameters out of ``options``, as ``(key, value)``
+    overrides that go before ``--set`` (which wins); paths absolute, so that a run does not
+    depend on the directory it was started from."""
+    return [
+        (name, str(value.resolve()) if isinstance(value, Path) else value)
+        for name in app.hyperparameter_flags
+        if (value := options.pop(name, None)) is not None
+    ]
 
 
 def read_inputs(inputs: list[str]):
@@ -217,13 +234,7 @@ def run(command: str, app: App, args: argparse.Namespace) -> int:
     task = app.load_task()
     options = app_options(args)
     if command == "train":
-        # Flags that stand for hyperparameters: overrides before --set (which wins); paths
-        # absolute, so that the run does not depend on the directory it was started from.
-        flagged = [
-            (name, str(value.resolve()) if isinstance(value, Path) else value)
-            for name in app.hyperparameter_flags
-            if (value := options.pop(name, None)) is not None
-        ]
+        flagged = hyperparameter_flags(app, options)
         settings = drivers.TrainingSettings(
             out=args.out,
             hyperparameters=drivers.resolve_hyperparameters(
