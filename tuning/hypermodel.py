@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -301,6 +301,3 @@ def app_values(hp: keras_tuner.HyperParameters) -> dict:
 
 def without_noise(value):
     return float(f"{value:.12g}") if isinstance(value, float) else value
-
-
-HyperModelFactory = Callable[[SearchContext, Sequence[str] | None], AppHyperModel]

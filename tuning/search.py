@@ -181,8 +181,8 @@ def describe_changes(previous: dict, current: dict) -> str:
     return "; ".join(changes)
 
 
-def prepare_directory(directory: Path, definition: dict, overwrite: bool) -> bool:
-    """Creates or reopens the search directory; returns True when a search is resumed.
+def prepare_directory(directory: Path, definition: dict, overwrite: bool) -> None:
+    """Creates or reopens the search directory.
 
     A directory with another search in it is an error naming what changed, unless
     ``overwrite``; a non-empty directory without ``search.json`` is never touched.
@@ -209,10 +209,9 @@ def prepare_directory(directory: Path, definition: dict, overwrite: bool) -> boo
                 "continue it, choose another --directory, or pass --overwrite to start over"
             )
         else:
-            return True
+            return
     directory.mkdir(parents=True, exist_ok=True)
     training.write_json_atomically(search_file, definition)
-    return False
 
 
 # === KerasTuner, made crash-safe, quiet and ours ===
@@ -298,12 +297,10 @@ class SearchTuner:
     """Mixed into KerasTuner's tuners: trials train with the app's resumable loop, report
     progress as ``seqapps train`` does, and fail with a reason instead of stopping the search."""
 
-    def __init__(self, *args, hypermodel: AppHyperModel, space, total_trials, **kwargs):
+    def __init__(self, *args, hypermodel: AppHyperModel, space, **kwargs):
         self.space = space
-        self.total_trials = total_trials
         self.trial_started: dict[str, float] = {}
         self.trial_seconds: list[float] = []
-        self.search_started = time.perf_counter()
         super().__init__(*args, hypermodel=hypermodel, **kwargs)
 
     def _populate_initial_space(self):
@@ -529,9 +526,7 @@ def prepare(task: Task, settings: SearchSettings, hypermodel_class) -> PreparedS
         "data": {"description": data.description, "fingerprint": data_fingerprint(data)},
     }
     if not settings.role.is_worker:
-        resumed = prepare_directory(Path(settings.directory), definition, settings.overwrite)
-        if resumed:
-            print(f"continuing the search in {settings.directory}", flush=True)
+        prepare_directory(Path(settings.directory), definition, settings.overwrite)
     else:
         Path(settings.directory).mkdir(parents=True, exist_ok=True)
         check_worker_data(Path(settings.directory), definition)
@@ -602,7 +597,6 @@ def make_tuner(prepared: PreparedSearch, settings: SearchSettings):
             oracle=oracle,
             hypermodel=prepared.hypermodel,
             space=prepared.space,
-            total_trials=settings.max_trials,
             directory=str(settings.directory),
             project_name=PROJECT,
             overwrite=False,
