@@ -180,3 +180,17 @@ def test_bad_flags_are_errors_that_name_them(tmp_path):
         directory = [] if args[0] == "--directory" else ["--directory", tmp_path / "fresh"]
         code, _, errors = tune("--max-trials", "1", "--epochs", "1", *directory, *args)
         assert code == 2 and expected in errors, (args, errors)
+
+
+def test_a_failure_reason_is_one_line_and_names_running_out_of_memory():
+    import tensorflow as tf
+
+    text = "OOM when allocating tensor [4096,4096]\n..."
+    oom = tf.errors.ResourceExhaustedError(None, None, text)
+    assert search.failure_reason(oom) == (
+        "out of memory (ResourceExhaustedError: OOM when allocating tensor [4096,4096])"
+    )
+    assert search.failure_reason(MemoryError()) == "out of memory (MemoryError: )"
+    assert search.failure_reason(ValueError("bad\nsecond line")) == "ValueError: bad"
+    message = "Traceback ...\nkeras_tuner.src.errors.FailedTrialError: the loss became nan\n"
+    assert search.last_line(message) == "the loss became nan"
