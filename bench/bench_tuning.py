@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -77,6 +78,46 @@ def memory(args) -> None:
     print(f"Command: `seqapps tune {' '.join(arguments[:-2])}` (built-in data, all three")
     print(f"architectures at random), {minutes:.1f} minutes; `VmRSS` of the process as each")
     print("trial ends.\n")
+    print_samples(samples)
+    repeated_configuration(args)
+
+
+def repeated_configuration(args) -> None:
+    """The app's default LSTM in every trial (a counter makes the trials distinct), in this
+    process: resident memory without the changes of model size between trials."""
+    import apps.quiet_tensorflow  # noqa: F401
+
+    from apps.sentiment import APP
+    from tuning import search
+    from tuning.sentiment import SentimentHyperModel
+
+    class SameModel(SentimentHyperModel):
+        def architecture_space(self, space, architecture):
+            space.hp.Int("repeat", 0, 10_000)
+
+    samples = []
+    trial_end = search.SearchTuner.on_trial_end
+
+    def sampled(tuner, trial):
+        trial_end(tuner, trial)
+        samples.append(resident_megabytes(os.getpid()))
+
+    search.SearchTuner.on_trial_end = sampled
+    with tempfile.TemporaryDirectory() as scratch:
+        settings = search.SearchSettings(
+            directory=Path(scratch) / "search",
+            tuner="random",
+            max_trials=args.trials,
+            epochs=args.epochs,
+            architectures=("lstm",),
+        )
+        search.search(APP.load_task(), settings, SameModel)
+    print(f"\nThe same configuration (the default LSTM) in each of {args.trials} trials, in one")
+    print(f"process, {args.epochs} epochs each; `VmRSS` as each trial ends:\n")
+    print_samples(samples)
+
+
+def print_samples(samples: list[float]) -> None:
     print("| trial | " + " | ".join(str(i + 1) for i in range(len(samples))) + " |")
     print("|---|" + "---|" * len(samples))
     print("| MB | " + " | ".join(f"{mb:.0f}" for mb in samples) + " |")
