@@ -93,6 +93,14 @@ def add_arguments(app: App, parser: argparse.ArgumentParser) -> None:
         type=Path,
         help=f"run directory of --train-best (default {command_line.RUNS_DIR / app.name})",
     )
+    if app.ensemble is not None:
+        parser.add_argument(
+            "--ensemble",
+            type=command_line.ensemble_size,
+            metavar="N",
+            help="members of --train-best's model (default: the app's, as for train; trials "
+            "always train one model)",
+        )
     distributed = parser.add_argument_group("distributed search (KerasTuner's chief/worker mode)")
     distributed.add_argument(
         "--chief",
@@ -131,8 +139,10 @@ def run(app: App, args: argparse.Namespace) -> int:
     role = Role(args.chief, args.worker, args.worker_id, args.worker_timeout)
     if args.train_best and role.is_worker:
         raise SeqappsError("--train-best: the chief trains the best model, not a worker")
-    if args.out is not None and not args.train_best:
-        raise SeqappsError("--out goes with --train-best")
+    ensemble = getattr(args, "ensemble", None)
+    if (args.out is not None or ensemble is not None) and not args.train_best:
+        flag = "--out" if args.out is not None else "--ensemble"
+        raise SeqappsError(f"{flag} goes with --train-best")
     task = app.load_task()
     options = command_line.app_options(args)
     flagged = command_line.hyperparameter_flags(app, options)
@@ -156,7 +166,7 @@ def run(app: App, args: argparse.Namespace) -> int:
         return 0
     if args.train_best:
         out = args.out or command_line.RUNS_DIR / app.name
-        metrics = search.train_best(task, settings, out)
+        metrics = search.train_best(task, settings, out, ensemble=ensemble)
         if args.json:
             print(json.dumps({"run": str(out), **metrics}, sort_keys=True))
         return 0

@@ -25,7 +25,10 @@ TRIALS = 6
 def tune(*args) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main([*TUNE, *(str(a) for a in args)], apps=[APP])
+        try:
+            code = cli.main([*TUNE, *(str(a) for a in args)], apps=[APP])
+        except SystemExit as exit:  # argparse's errors
+            code = exit.code
     return code, out.getvalue(), err.getvalue()
 
 
@@ -175,6 +178,7 @@ def test_bad_flags_are_errors_that_name_them(tmp_path):
         (["--worker", "127.0.0.1:1"], "--worker needs --worker-id N"),
         (["--chief", "nowhere"], "--chief: expected HOST:PORT"),
         (["--out", tmp_path / "run"], "--out goes with --train-best"),
+        (["--ensemble", "2"], "unrecognized arguments: --ensemble"),  # its outputs do not average
     ]
     for args, expected in cases:
         directory = [] if args[0] == "--directory" else ["--directory", tmp_path / "fresh"]
@@ -194,3 +198,9 @@ def test_a_failure_reason_is_one_line_and_names_running_out_of_memory():
     assert search.failure_reason(ValueError("bad\nsecond line")) == "ValueError: bad"
     message = "Traceback ...\nkeras_tuner.src.errors.FailedTrialError: the loss became nan\n"
     assert search.last_line(message) == "the loss became nan"
+
+
+def test_ensemble_is_for_the_final_model_only(tmp_path, capsys):
+    arguments = ["tune", "sentiment", "--directory", str(tmp_path), "--ensemble", "3"]
+    assert cli.main(arguments) == 2
+    assert "--ensemble goes with --train-best" in capsys.readouterr().err
