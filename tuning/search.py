@@ -391,9 +391,9 @@ class SearchTuner:
             outcome = f"failed: {last_line(trial.message)} (traceback in {where})"
         line = f"trial {trial.trial_id}: {outcome} ({duration(seconds)})"
         if not self._is_worker():
-            best = self.oracle.get_best_trials(1)
-            if best and best[0].status == COMPLETED:
-                line += f"; best {objective} {best[0].score:.4f} (trial {best[0].trial_id})"
+            ranked = collect_results(self.oracle, self.hypermodel.context)
+            if ranked and ranked[0].status == COMPLETED:
+                line += f"; best {objective} {ranked[0].score:.4f} (trial {ranked[0].trial_id})"
             left = self.oracle.remaining_trials()
             if left:
                 mean = sum(self.trial_seconds) / len(self.trial_seconds)
