@@ -27,7 +27,7 @@ def values_for(space: keras_tuner.HyperParameters, architecture: str, seed: int 
     return chosen
 
 
-def check_search_space(app, run_dir, samples: int = 2) -> None:
+def check_search_space(app, run_dir, samples: int = 1) -> None:
     task = app.load_task()
     config = json.loads((run_dir / "config.json").read_text())
     context = SearchContext(

@@ -22,7 +22,7 @@ from tuning import search
 
 ROOT = Path(__file__).resolve().parents[2]
 TUNE = [sys.executable, "-m", "tests.apps.majority_task", "tune", "majority", "--tuner", "random"]
-TUNE += ["--epochs", "4", "--patience", "4", "--seed", "0"]
+TUNE += ["--epochs", "3", "--patience", "3", "--seed", "0"]
 DEADLINE_SECONDS = 300
 
 
@@ -109,25 +109,25 @@ def results(directory: Path) -> list[dict]:
 
 def test_a_search_killed_mid_trial_continues_where_it_stopped(tmp_path):
     directory = tmp_path / "search"
-    args = ["--max-trials", "5", "--directory", directory]
+    args = ["--max-trials", "4", "--directory", directory]
     first = Process(*args)
     # Trial 2: the seed's first model that trains after the default one and a failure.
     _, interrupted = wait_for_training([first], directory, trial="2")
     first.kill()
     backed_up = backed_up_epochs(directory, interrupted)
-    assert 1 <= backed_up < 4
+    assert 1 <= backed_up < 3
 
     second = Process(*args)
     assert second.finish() == 0, second.output
-    assert f"continuing a random search of 5 trials in {directory} (2 done)" in second.output
+    assert f"continuing a random search of 4 trials in {directory} (2 done)" in second.output
     # Finished trials are not run again; the interrupted one goes on from its last epoch.
-    assert second.started_trials() == ["2", "3", "4"], second.output
+    assert second.started_trials() == ["2", "3"], second.output
     interrupted_part = second.output.split("\ntrial 3 ")[0]
-    assert f"epoch {backed_up + 1}/4: " in interrupted_part
-    assert f"epoch {backed_up}/4: " not in interrupted_part, second.output
-    assert logged_epochs(directory, "2") == [0, 1, 2, 3]
-    assert logged_epochs(directory, "0") == [0, 1, 2, 3]
-    assert sorted(row["trial"] for row in results(directory)) == ["0", "1", "2", "3", "4"]
+    assert f"epoch {backed_up + 1}/3: " in interrupted_part
+    assert f"epoch {backed_up}/3: " not in interrupted_part, second.output
+    assert logged_epochs(directory, "2") == [0, 1, 2]
+    assert logged_epochs(directory, "0") == [0, 1, 2]
+    assert sorted(row["trial"] for row in results(directory)) == ["0", "1", "2", "3"]
 
 
 def free_port() -> int:
@@ -139,7 +139,7 @@ def free_port() -> int:
 def test_a_distributed_search_finishes_every_trial_once_when_a_worker_dies(tmp_path):
     directory = tmp_path / "search"
     address = f"127.0.0.1:{free_port()}"
-    args = ["--max-trials", "6", "--directory", directory, "--worker-timeout", "3"]
+    args = ["--max-trials", "5", "--directory", directory, "--worker-timeout", "3"]
     chief = Process(*args, "--chief", address)
     workers = [Process(*args, "--worker", address, "--worker-id", n) for n in range(3)]
 
@@ -160,13 +160,13 @@ def test_a_distributed_search_finishes_every_trial_once_when_a_worker_dies(tmp_p
     ended = [
         line.split()[2].rstrip(":") for line in chief.lines if line.startswith("chief: trial ")
     ]
-    assert sorted(ended) == [str(n) for n in range(6)], outputs
+    assert sorted(ended) == [str(n) for n in range(5)], outputs
     ended_by_survivors = [t for worker in survivors for t in worker.ended_trials()]
     assert sorted(ended_by_survivors + victim.ended_trials()) == sorted(ended), outputs
     assert lost in ended_by_survivors
-    assert logged_epochs(directory, lost) == [0, 1, 2, 3]  # no epoch twice
+    assert logged_epochs(directory, lost) == [0, 1, 2]  # no epoch twice
     rows = results(directory)
-    assert sorted(row["trial"] for row in rows) == [str(n) for n in range(6)]
+    assert sorted(row["trial"] for row in rows) == [str(n) for n in range(5)]
     assert rows[0]["status"] == "COMPLETED"
     failed = [row for row in rows if row["status"] == "FAILED"]
     assert failed and all(row["reason"] not in ("", "unknown reason") for row in failed), rows

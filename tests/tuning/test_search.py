@@ -18,8 +18,8 @@ from apps.common import drivers, training
 from tests.apps.majority_task import APP
 from tuning import search
 
-TUNE = ["tune", "majority", "--tuner", "random", "--epochs", "2", "--patience", "2"]
-TRIALS = 6
+TUNE = ["tune", "majority", "--tuner", "random", "--epochs", "1", "--patience", "1"]
+TRIALS = 4  # with seed 0: the defaults, a size that does not build, a model, a NaN loss
 
 
 def tune(*args) -> tuple[int, str, str]:
@@ -74,7 +74,7 @@ def test_the_first_trial_is_the_apps_default_configuration(finished_search):
     directory, output = finished_search
     first = next(row for row in rows(directory) if row["trial"] == "0")
     assert (first["embedding_dim"], first["mode"], first["batch_size"]) == ("8", "ok", "32")
-    assert "trial 0 (1 of 6): architecture=bag batch_size=32 embedding_dim=8 mode=ok" in output
+    assert "trial 0 (1 of 4): architecture=bag batch_size=32 embedding_dim=8 mode=ok" in output
 
 
 def test_failed_trials_keep_their_reason_and_the_search_goes_on(finished_search):
@@ -132,7 +132,7 @@ def test_more_trials_continue_the_search_without_repeating_one(finished_search, 
         (["--set", "learning_rate=0.05"], "fixed: {} -> {'learning_rate': 0.05}"),
         (["--seed", "1"], "data: "),
         (["--tuner", "bayesian"], "tuner: 'random' -> 'bayesian'"),
-        (["--epochs", "3"], "epochs: 2 -> 3"),
+        (["--epochs", "3"], "epochs: 1 -> 3"),
     ],
 )
 def test_another_search_in_the_same_directory_is_an_error(
