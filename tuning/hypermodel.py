@@ -164,7 +164,7 @@ class AppHyperModel(keras_tuner.HyperModel):
             ARCHITECTURE, list(self.architectures), default=default_architecture
         )
         base = drivers.resolve_hyperparameters(
-            task, architecture, overrides=self._fixed_for(architecture).items()
+            task, architecture, overrides=self.fixed_for(architecture).items()
         )
         space = Space(hp, architecture, base)
         with hp.conditional_scope(ARCHITECTURE, [architecture]):
@@ -180,11 +180,11 @@ class AppHyperModel(keras_tuner.HyperModel):
         hyperparameters = drivers.resolve_hyperparameters(
             task,
             architecture,
-            overrides=[*self._fixed_for(architecture).items(), *space.values.items()],
+            overrides=[*self.fixed_for(architecture).items(), *space.values.items()],
         )
         return hyperparameters, batch_size
 
-    def _fixed_for(self, architecture: str) -> dict:
+    def fixed_for(self, architecture: str) -> dict:
         # --set values apply to the architectures that have the key (dropout: all of them).
         defaults = self.context.task.default_hyperparameters(architecture)
         return {key: value for key, value in self.context.fixed.items() if key in defaults}

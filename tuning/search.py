@@ -107,6 +107,7 @@ class TrialResult:
     score: float | None
     metrics: dict  # the best epoch's logs, and epochs, best_epoch, seconds
     reason: str = ""
+    hyperparameters: keras_tuner.HyperParameters | None = None  # the trial's own
 
 
 # === The objective ===
@@ -492,11 +493,6 @@ def prepare(task: Task, settings: SearchSettings, hypermodel_class) -> PreparedS
     fixed = dict(settings.fixed)
     check_fixed(task, fixed)
     architectures = tuple(settings.architectures or task.app.architectures)
-    base = drivers.resolve_hyperparameters(
-        task, architectures[0], overrides=[
-            (k, v) for k, v in fixed.items() if k in task.default_hyperparameters(architectures[0])
-        ],
-    )  # fmt: skip
     preprocessing_dir = Path(settings.directory) / PREPROCESSING_DIR
     context = SearchContext(
         task=task,
@@ -512,6 +508,10 @@ def prepare(task: Task, settings: SearchSettings, hypermodel_class) -> PreparedS
     )
     hypermodel = hypermodel_class(context, architectures)
     space = declared_space(hypermodel)
+    # Preprocessing does not depend on the architecture: learned once, with the first one's.
+    base = drivers.resolve_hyperparameters(
+        task, architectures[0], overrides=hypermodel.fixed_for(architectures[0]).items()
+    )
     definition = {
         "app": task.app.name,
         "tuner": settings.tuner,
@@ -672,6 +672,7 @@ def collect_results(oracle, context: SearchContext) -> list[TrialResult]:
                 score=trial.score if trial.status == COMPLETED else None,
                 metrics=metrics,
                 reason=last_line(trial.message) if trial.status != COMPLETED else "",
+                hyperparameters=trial.hyperparameters,
             )
         )
     return rank(results, context.direction)
@@ -732,16 +733,7 @@ def write_results(
 
 def best_configuration(prepared: PreparedSearch, best: TrialResult) -> tuple[dict, int]:
     """The app's hyperparameter dict and the batch size of a trial."""
-    hp = keras_tuner.HyperParameters()
-    hp.merge(prepared.space.space)
-    values = {k: v for k, v in best.values.items()}
-    architecture = values[ARCHITECTURE]
-    hp.values[ARCHITECTURE] = architecture
-    for name in list(hp._hps):
-        key = name.split("/", 1)[1] if name.startswith(f"{architecture}/") else name
-        if key in values:
-            hp.values[name] = values[key]
-    return prepared.hypermodel.resolve(hp)
+    return prepared.hypermodel.resolve(best.hyperparameters.copy())
 
 
 def format_results(results: list[TrialResult], objective: str, limit: int = 20) -> str:
