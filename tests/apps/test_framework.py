@@ -282,10 +282,14 @@ def test_a_backup_killed_while_written_still_resumes(tmp_path):
     writer._save_model()
     (backup_dir / ".tmp-999-epoch-4.weights.h5").write_bytes(b"\x89HDF\r\n partial")
 
-    resumed = model()
-    reader = training.AtomicBackupAndRestore(str(backup_dir))
-    reader.set_model(resumed)
-    reader.on_train_begin()
+    def restored(directory):
+        fresh = model()
+        reader = training.AtomicBackupAndRestore(str(directory))
+        reader.set_model(fresh)
+        reader.on_train_begin()
+        return fresh
+
+    resumed = restored(backup_dir)
     assert resumed._initial_epoch == 3
     np.testing.assert_array_equal(resumed.layers[1].kernel.numpy(), np.full((3, 2), 0.5))
     assert int(resumed.optimizer.iterations.numpy()) == 5
@@ -294,9 +298,6 @@ def test_a_backup_killed_while_written_still_resumes(tmp_path):
     keras_dir.mkdir()
     trained.save_weights(keras_dir / "latest.weights.h5")
     (keras_dir / "training_metadata.json").write_text(json.dumps({"epoch": 2, "batch": 0}))
-    older = model()
-    reader = training.AtomicBackupAndRestore(str(keras_dir))
-    reader.set_model(older)
-    reader.on_train_begin()
+    older = restored(keras_dir)
     assert older._initial_epoch == 2
     np.testing.assert_array_equal(older.layers[1].kernel.numpy(), np.full((3, 2), 0.5))
