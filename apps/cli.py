@@ -5,6 +5,7 @@
     seqapps info                        versions of the stack and the devices TensorFlow sees
     seqapps train|evaluate|predict|export APP [options]    (seqapps train --help lists the apps)
     seqapps tune APP [options]          a KerasTuner search of the app's hyperparameters
+    seqapps serve [options]             TF Serving's REST and gRPC APIs over saved_models/
 
 The app commands come from ``APPS`` (each app's ``App``, its flags added to the shared ones of
 ``apps/common/command_line.py``); other subcommands from ``SUBCOMMANDS``. TensorFlow is imported
@@ -27,6 +28,7 @@ from apps.common.errors import SeqappsError
 from apps.sentiment import APP as SENTIMENT
 from apps.tagging import APP as TAGGING
 from apps.translation import APP as TRANSLATION
+from serving import command as serving_command
 from tuning import command as tuning_command
 
 APPS: list[App] = [SENTIMENT, TAGGING, TRANSLATION, CAPTIONING]
@@ -73,6 +75,12 @@ SUBCOMMANDS: list[Subcommand] = [
         summary="print the versions of the stack and the devices TensorFlow sees",
         add_arguments=_add_no_arguments,
         run=_run_info,
+    ),
+    Subcommand(
+        name="serve",
+        summary=serving_command.SUMMARY,
+        add_arguments=serving_command.add_arguments,
+        run=serving_command.run,
     ),
 ]
 
