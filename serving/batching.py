@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,6 +160,26 @@ def write_batching_parameters(path: Path, settings: BatchingSettings, comment: s
     parameters.allowed_batch_sizes.extend(settings.allowed_batch_sizes)
     header = "".join(f"# {line}".rstrip() + "\n" for line in comment.splitlines())
     Path(path).write_text(header + text_format.MessageToString(parameters))
+
+
+BATCHING_PARAMETERS_FILE = "batching_parameters.txt"
+
+
+def write_default_batching_parameters(base: Path) -> Path:
+    """``BASE/batching_parameters.txt`` with ``DEFAULT_BATCHING``, replaced atomically (a
+    server reading it never sees half a file)."""
+    path = Path(base) / BATCHING_PARAMETERS_FILE
+    temporary = path.with_name(f".{path.name}.tmp")
+    write_batching_parameters(
+        temporary,
+        DEFAULT_BATCHING,
+        "TF Serving batching parameters for a GPU, written by `seqapps export --batching-config`.\n"
+        "tensorflow_model_server --enable_batching --batching_parameters_file=<this file>\n"
+        "seqapps serve --batching-parameters-file <this file>\n"
+        "Why these values: DEFAULT_BATCHING in serving/batching.py; measured: bench/RESULTS.md.",
+    )
+    os.replace(temporary, path)
+    return path
 
 
 @dataclass

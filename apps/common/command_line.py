@@ -136,6 +136,12 @@ def add_shared_arguments(command: str, app: App, parser: argparse.ArgumentParser
             dest="check",
             help="skip loading the export in a fresh Python process before publishing it",
         )
+        parser.add_argument(
+            "--batching-config",
+            action="store_true",
+            help="also write BASE/batching_parameters.txt, TF Serving's batching parameters "
+            "for a GPU (tensorflow_model_server --enable_batching --batching_parameters_file)",
+        )
     parser.add_argument(
         "--json",
         action="store_true",
@@ -267,6 +273,11 @@ def run(command: str, app: App, args: argparse.Namespace) -> int:
             task, args.model, args.base, args.version, check=args.check, options=options
         )
         print(f"exported {target}")
+        if args.batching_config:
+            from serving.batching import write_default_batching_parameters
+
+            parameters = write_default_batching_parameters(args.base)
+            print(f"batching parameters in {parameters}")
         if args.json:
             print(json.dumps({"export": str(target), **drivers.read_export_config(target)}))
     else:
