@@ -470,15 +470,14 @@ class MultiHeadAttention(keras.layers.Layer):
 
         key_padding_mask = _all_of([value_mask, key_mask])  # [batch, S or T_new]
         if updating_cache:
-            slot = [0, cache_update_index, 0, 0]
-            keys = ops.slice_update(cache[:, 0], slot, ops.cast(keys, cache.dtype))
-            values = ops.slice_update(cache[:, 1], slot, ops.cast(values, cache.dtype))
+            keys = _write_steps(cache[:, 0], cache_update_index, ops.cast(keys, cache.dtype))
+            values = _write_steps(cache[:, 1], cache_update_index, ops.cast(values, cache.dtype))
             cache = ops.stack([keys, values], axis=1)
             if key_padding_mask is not None:
                 # The masks describe the new steps; the other slots count as valid here.
                 all_slots = ops.ones((ops.shape(keys)[0], ops.shape(keys)[1]), dtype="int32")
-                key_padding_mask = ops.slice_update(
-                    all_slots, [0, cache_update_index], ops.cast(key_padding_mask, "int32")
+                key_padding_mask = _write_steps(
+                    all_slots, cache_update_index, ops.cast(key_padding_mask, "int32")
                 )
 
         padding_mask = _all_of(
@@ -802,6 +801,21 @@ def _check_input_shapes(query_shape, value_shape, key_shape):
             "query and value must be (batch, time, features), or both of one higher rank "
             f"(batch, ..., features); got shapes {tuple(query_shape)} and {tuple(value_shape)}"
         )
+
+
+def _write_steps(sequence, start, steps):
+    """``sequence`` (``[batch, S, ...]``) with ``steps`` (``[batch, T, ...]``) written over its
+    time steps ``start`` to ``start + T - 1``: ``ops.slice_update`` along axis 1, from ops that
+    every TensorFlow runtime runs. On TensorFlow, ``slice_update`` becomes XlaDynamicUpdateSlice,
+    which has no kernel of its own and runs only where XLA compiles it on the spot; TF Serving
+    does not by default, so a decoder's SavedModel with it would fail there."""
+    length = ops.shape(sequence)[1]
+    positions = ops.arange(length, dtype="int32")
+    offsets = positions - ops.cast(start, "int32")
+    inside = ops.logical_and(offsets >= 0, offsets < ops.shape(steps)[1])
+    gathered = ops.take(steps, ops.clip(offsets, 0, ops.shape(steps)[1] - 1), axis=1)
+    inside = ops.reshape(inside, (1, -1) + (1,) * (len(sequence.shape) - 2))
+    return ops.where(inside, gathered, sequence)
 
 
 def _all_of(masks):
