@@ -225,13 +225,15 @@ def export(
             archive.add_endpoint(name, function)
         archive.write_out(str(export_dir), verbose=False)
         signatures = export_tools.describe_signatures(predictor.signatures)
-        export_tools.write_export_config(
-            export_dir, {**predictor.metadata, "signatures": signatures}
-        )
         export_tools.write_warmup_requests(export_dir, task.app.name, requests)
+        # Every export gets the op audit; with check, the same fresh process answers requests.
+        checked = export_tools.check_in_fresh_process(export_dir, requests if check else ())
+        export_tools.write_export_config(
+            export_dir,
+            {**predictor.metadata, "signatures": signatures, "serving_ops": checked.serving_ops},
+        )
         if check:
             expected = [predictor.outputs(inputs, signature) for signature, inputs in requests]
-            answers = export_tools.answers_in_fresh_process(export_dir, requests)
-            export_tools.assert_same_answers(expected, answers, requests)
+            export_tools.assert_same_answers(expected, checked.answers, requests)
 
     return export_tools.publish_atomically(write, base, task.app.name, version)

@@ -126,7 +126,7 @@ def test_export_is_checked_in_a_fresh_process_and_answers_like_the_run(
     ]
     texts = ["a b b", "b", "", "a \xff b b", "a " * 500_000]
     requests = [("serving_default", {"text": texts})]
-    (fresh,) = export.answers_in_fresh_process(version, requests)
+    (fresh,) = export.check_in_fresh_process(version, requests).answers
     predictor = drivers.load_predictor(APP.load_task(), run_dir)
     export.assert_same_answers([predictor.outputs({"text": texts})], [fresh], requests)
     assert [label.decode() for label in fresh["label"][:2]] == ["b", "b"]
@@ -136,9 +136,10 @@ def test_an_export_that_answers_differently_is_not_published(resumed_run, tmp_pa
     run_dir, _, _ = resumed_run
 
     def skewed(export_dir, requests):
-        return [{"label": np.array([b"b"] * 3), "p": np.zeros((3, 2), "float32")}]
+        answer = {"label": np.array([b"b"] * 3), "p": np.zeros((3, 2), "float32")}
+        return export.FreshProcessCheck(serving_ops={}, answers=[answer])
 
-    monkeypatch.setattr(export, "answers_in_fresh_process", skewed)
+    monkeypatch.setattr(export, "check_in_fresh_process", skewed)
     with pytest.raises(SeqappsError, match="answers the warm-up request .* differently"):
         drivers.export(APP.load_task(), run_dir, tmp_path)
     assert list((tmp_path / "majority").iterdir()) == []
