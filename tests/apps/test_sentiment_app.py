@@ -13,11 +13,12 @@ import pytest
 import tensorflow as tf
 
 from apps import cli
-from apps.common import drivers, training
+from apps.common import drivers, export, training
 from apps.common.predictor import load_predictor
 from apps.sentiment import APP
 from apps.sentiment.builtin_data import builtin_sentiment_data
 from apps.sentiment.task import probabilities
+from tests.serving.wire_checks import check_served_like_the_export
 from tests.tuning.space_checks import check_search_space
 
 TASK = APP.load_task()
@@ -128,6 +129,17 @@ def test_export_layout_warmup_and_config(export_dir):
         assert request.model_spec.signature_name == "serving_default"
         assert tf.make_ndarray(request.inputs["text"]).dtype == object
     assert not [p for p in export_dir.parent.iterdir() if p.name.startswith(".tmp")]
+
+
+def test_the_export_passed_the_op_audit_with_core_ops_only(export_dir):
+    serving_ops = export.read_export_config(export_dir)["serving_ops"]
+    assert serving_ops["op_count"] == len(export.graph_ops(export_dir))
+    assert serving_ops["tensorflow_text_ops"] == []
+    assert export.device_pins(export_dir) == []
+
+
+def test_seqapps_serve_answers_its_requests_as_the_export_does(export_dir):
+    check_served_like_the_export(export_dir, TASK.warmup_requests())
 
 
 def test_exports_get_the_next_version_and_never_overwrite(trained_run, export_dir, capsys):
