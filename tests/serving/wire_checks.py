@@ -47,13 +47,15 @@ def assert_json_close(actual, expected, where: str = "") -> None:
 
 def check_served_like_the_export(export_dir: Path, requests_: list[tuple[str, dict]]) -> None:
     """Serves ``export_dir``'s base directory and sends each ``(signature, inputs)`` request
-    (inputs as lists of ``str`` or ``bytes``) over REST and gRPC."""
+    (inputs as lists of ``str`` or ``bytes``) over REST and gRPC to its version, which must be
+    the newest there when the server starts."""
     export_dir = Path(export_dir)
     name, base = export_dir.parent.name, export_dir.parent.parent
     loaded = tf.saved_model.load(str(export_dir))
     settings = ServerSettings(base=base, port=0, grpc_port=0, poll_seconds=0.2)
     with BackgroundServer(settings) as server:
-        url = f"http://127.0.0.1:{server.rest_port}/v1/models/{name}:predict"
+        version = int(export_dir.name)  # the module's other tests may publish newer ones
+        url = f"http://127.0.0.1:{server.rest_port}/v1/models/{name}/versions/{version}:predict"
         channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         for signature, inputs in requests_:
@@ -73,6 +75,7 @@ def check_served_like_the_export(export_dir: Path, requests_: list[tuple[str, di
             request = predict_pb2.PredictRequest()
             request.model_spec.name = name
             request.model_spec.signature_name = signature
+            request.model_spec.version.value = version
             for key, values in inputs.items():
                 request.inputs[key].CopyFrom(tf.make_tensor_proto(values))
             answer = stub.Predict(request, timeout=120)
