@@ -137,6 +137,12 @@ def add_shared_arguments(command: str, app: App, parser: argparse.ArgumentParser
             help="skip loading the export in a fresh Python process before publishing it",
         )
         parser.add_argument(
+            "--float16",
+            action="store_true",
+            help="compute in float16 (Keras' mixed_float16: for GPUs with tensor cores; "
+            "outputs stay float32); bench/RESULTS.md has its drift against float32",
+        )
+        parser.add_argument(
             "--batching-config",
             action="store_true",
             help="also write BASE/batching_parameters.txt, TF Serving's batching parameters "
@@ -270,7 +276,13 @@ def run(command: str, app: App, args: argparse.Namespace) -> int:
             print(line, flush=True)
     elif command == "export":
         target = drivers.export(
-            task, args.model, args.base, args.version, check=args.check, options=options
+            task,
+            args.model,
+            args.base,
+            args.version,
+            check=args.check,
+            options=options,
+            float16=args.float16,
         )
         print(f"exported {target}")
         if args.batching_config:

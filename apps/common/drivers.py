@@ -208,13 +208,29 @@ def export(
     *,
     check: bool = True,
     options: dict | None = None,
+    float16: bool = False,
 ) -> Path:
     """Publishes ``base/APP/<version>/`` from a run directory (``apps/common/export.py``);
-    ``options``: the app's flags of ``export``, for its serving functions."""
+    ``options``: the app's flags of ``export``, for its serving functions; ``float16``: the
+    model computes under ``mixed_float16`` (outputs still float32; the check then compares the
+    export with the same float16 model run here)."""
     run_dir = Path(run_dir)
     if export_tools.is_export(resolve_model_path(run_dir)):
         raise SeqappsError(f"{run_dir} is already an export; pass the training run directory")
     predictor = RunPredictor(task, run_dir, options=options)
+    if float16:
+        predictor = RunPredictor(
+            task,
+            run_dir,
+            model=export_tools.mixed_float16_copy(predictor.model),
+            preprocessor=predictor.preprocessor,
+            options=options,
+        )
+        predictor.signatures = {
+            name: export_tools.with_float32_outputs(function)
+            for name, function in predictor.signatures.items()
+        }
+        predictor.metadata["precision"] = export_tools.MIXED_FLOAT16
     requests = task.warmup_requests()
 
     def write(export_dir: Path) -> None:

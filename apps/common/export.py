@@ -43,6 +43,53 @@ EXPORT_CONFIG = "seqapps.json"  # in assets.extra/: what the export is, for seqa
 WARMUP_FILE = "tf_serving_warmup_requests"
 
 
+MIXED_FLOAT16 = "mixed_float16"
+
+
+def _float32_policies_to_mixed(node):
+    if isinstance(node, dict):
+        policy = node.get("class_name") in ("DTypePolicy", "FloatDTypePolicy")
+        if policy and node.get("config", {}).get("name") == "float32":
+            return {**node, "config": {**node["config"], "name": MIXED_FLOAT16}}
+        return {key: _float32_policies_to_mixed(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_float32_policies_to_mixed(value) for value in node]
+    return node
+
+
+def mixed_float16_copy(model):
+    """The model with every float32 layer under Keras' ``mixed_float16`` policy (computing in
+    float16, variables kept in float32, so the trained weights carry over unchanged): what a
+    GPU's tensor cores run at twice the float32 rate and more. Rebuilt from the model's own
+    config, so it holds for every app's model without knowing its layers."""
+    import keras
+
+    config = _float32_policies_to_mixed(keras.saving.serialize_keras_object(model))
+    copy = keras.saving.deserialize_keras_object(config)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def with_float32_outputs(function):
+    """A serving function whose float16 outputs are cast to float32, so that the float16
+    variant keeps the signatures (names, dtypes) of the float32 export and its clients."""
+    import inspect
+
+    specs = function.input_signature
+
+    def serve(*inputs):
+        outputs = function(*inputs)
+        return {
+            name: tf.cast(value, tf.float32) if value.dtype == tf.float16 else value
+            for name, value in outputs.items()
+        }
+
+    # The SavedModel's input names come from the Python parameters: keep the function's own.
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    serve.__signature__ = inspect.Signature([inspect.Parameter(s.name, kind) for s in specs])
+    return tf.function(serve, input_signature=specs)
+
+
 def existing_versions(app_dir: Path) -> list[int]:
     if not app_dir.is_dir():
         return []

@@ -112,6 +112,25 @@ def test_predict_reads_arguments_or_stdin(trained_run, export_dir, capsys, monke
     assert [line.split("\t")[2] for line in capsys.readouterr().out.splitlines()] == ["one", "two"]
 
 
+def test_the_float16_variant_keeps_the_signatures_and_answers_within_float16_precision(
+    trained_run, export_dir, tmp_path
+):
+    base = tmp_path / "saved_models"
+    assert seqapps("export", "sentiment", "--model", trained_run, "--base", base, "--float16") == 0
+    half = base / "sentiment" / "1"
+    config = json.loads((half / "assets.extra" / "seqapps.json").read_text())
+    full = json.loads((export_dir / "assets.extra" / "seqapps.json").read_text())
+    assert config["precision"] == "mixed_float16" and "precision" not in full
+    assert config["signatures"] == full["signatures"]  # float32 outputs, same names
+    assert "DT_HALF" in str(export.read_saved_model(half))  # it does compute in float16
+    texts = builtin_sentiment_data(seed=6).splits["test"].texts[:40]
+    np.testing.assert_allclose(
+        probabilities(load_predictor(TASK, half), texts),
+        probabilities(load_predictor(TASK, export_dir), texts),
+        atol=5e-3,  # float16 carries 3 significant digits
+    )
+
+
 def test_export_layout_warmup_and_config(export_dir):
     from tensorflow_serving.apis import prediction_log_pb2
 
