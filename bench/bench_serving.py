@@ -11,6 +11,12 @@ same requests made by calling the loaded SavedModel in this process with as many
 ratio is what the server adds (HTTP, JSON, queueing). The client and the server share the
 machine's cores, as they would on one host.
 
+    python bench/bench_serving.py float16 [--runs runs]
+
+exports each demo run twice, as float32 and with ``--float16``, and scores both exports with
+``seqapps evaluate --json`` on the app's built-in test split: the drift of the float16 variant
+(meant for GPUs) as measured on this CPU, where float16 is emulated and slower.
+
 Results are printed as Markdown for bench/RESULTS.md.
 """
 
@@ -226,15 +232,54 @@ def run_load(args) -> None:
             )
 
 
+def run_float16(args) -> None:
+    base = Path(tempfile.mkdtemp(prefix="bench-float16-")) / "saved_models"
+    rows = []
+    for app in APPS:
+        run = args.runs / f"demo-{app}"
+        if not (run / "model.keras").exists():
+            sys.exit(f"{run}: no trained model; run `make demo` (or make demo-{app}) first")
+        reports = {}
+        for precision, flags in (("float32", ()), ("mixed_float16", ("--float16",))):
+            seqapps("export", app, "--model", str(run), "--base", str(base), *flags)
+            version = max(int(p.name) for p in (base / app).iterdir() if p.name.isdigit())
+            started = time.perf_counter()
+            output = seqapps("evaluate", app, "--model", str(base / app / str(version)), "--json")
+            reports[precision] = (
+                json.loads(output.strip().splitlines()[-1]),
+                time.perf_counter() - started,
+            )
+            print(app, precision, reports[precision], file=sys.stderr, flush=True)
+        full, half = reports["float32"][0], reports["mixed_float16"][0]
+        metrics = [
+            key
+            for key, value in sorted(full.items())
+            if isinstance(value, float) and isinstance(half.get(key), float)
+        ]
+        changes = ", ".join(f"{key} {full[key]:.4g} → {half[key]:.4g}" for key in metrics)
+        rows.append(
+            f"| {app} | {full.get('examples', '?')} | {changes} | "
+            f"{reports['float32'][1]:.0f} → {reports['mixed_float16'][1]:.0f} |"
+        )
+    print(f"\n{describe_machine()}\n")
+    print("| app | test examples | metric: float32 → float16 | evaluate seconds |")
+    print("|---|---|---|---|")
+    print("\n".join(rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     load_parser = commands.add_parser("load", help="requests per second and latency")
     load_parser.add_argument("--runs", type=Path, default=Path("runs"), help="holds demo-<app>")
     load_parser.add_argument("--requests", type=int, default=200, help="per app and concurrency")
+    float16_parser = commands.add_parser("float16", help="drift of the --float16 export")
+    float16_parser.add_argument("--runs", type=Path, default=Path("runs"), help="holds demo-<app>")
     args = parser.parse_args()
     if args.command == "load":
         run_load(args)
+    else:
+        run_float16(args)
 
 
 if __name__ == "__main__":
