@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.seqapps-installed
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: demo demo-sentiment demo-tagging demo-translation demo-captioning test test-slow lint format install bench-tcn bench-recurrent bench-attention bench-sentiment bench-tagging bench-translation bench-captioning bench-tuning
+.PHONY: demo demo-sentiment demo-tagging demo-translation demo-captioning test test-slow lint format install bench-tcn bench-recurrent bench-attention bench-sentiment bench-tagging bench-translation bench-captioning bench-tuning bench-serving
 
 install: $(INSTALLED)
 
@@ -129,3 +129,10 @@ bench-tuning: $(INSTALLED)
 	$(BIN)/python bench/bench_tuning.py memory
 	$(BIN)/python bench/bench_tuning.py sst2 --data $(SST2)
 	$(BIN)/python bench/bench_tuning.py builtin
+
+# seqapps serve under load (concurrency 1, 8, 32, with and without batching) against the SavedModel
+# in-process, and the --float16 exports' drift; both export the demo runs (make demo first; about
+# 10 minutes, alone on the machine).
+bench-serving: $(INSTALLED)
+	$(BIN)/python bench/bench_serving.py load
+	$(BIN)/python bench/bench_serving.py float16
