@@ -25,11 +25,10 @@ from apps.captioning.model import (
     default_hyperparameters,
 )
 from apps.captioning.task import caption_scores, warmup_images
-from apps.common import export
 from apps.common.errors import SeqappsError
 from apps.common.predictor import RunPredictor, load_predictor
 from apps.common.text import START_ID
-from tests.serving.wire_checks import check_served_like_the_export
+from tests.serving.serving_checks import check_passed_the_op_audit, check_served_like_the_export
 from tests.tuning.space_checks import check_search_space
 
 TASK = APP.load_task()
@@ -185,10 +184,7 @@ def test_export_decodes_jpeg_and_png_bytes_as_the_run_does(
 
 
 def test_the_export_passed_the_op_audit_with_core_ops_only(export_dir):
-    serving_ops = export.read_export_config(export_dir)["serving_ops"]
-    assert serving_ops["op_count"] == len(export.graph_ops(export_dir))
-    assert serving_ops["tensorflow_text_ops"] == []
-    assert export.device_pins(export_dir) == []
+    check_passed_the_op_audit(export_dir, [])
 
 
 def test_seqapps_serve_answers_its_requests_as_the_export_does(export_dir):

@@ -18,7 +18,7 @@ from apps.common.predictor import load_predictor
 from apps.sentiment import APP
 from apps.sentiment.builtin_data import builtin_sentiment_data
 from apps.sentiment.task import probabilities
-from tests.serving.wire_checks import check_served_like_the_export
+from tests.serving.serving_checks import check_passed_the_op_audit, check_served_like_the_export
 from tests.tuning.space_checks import check_search_space
 
 TASK = APP.load_task()
@@ -151,10 +151,7 @@ def test_export_layout_warmup_and_config(export_dir):
 
 
 def test_the_export_passed_the_op_audit_with_core_ops_only(export_dir):
-    serving_ops = export.read_export_config(export_dir)["serving_ops"]
-    assert serving_ops["op_count"] == len(export.graph_ops(export_dir))
-    assert serving_ops["tensorflow_text_ops"] == []
-    assert export.device_pins(export_dir) == []
+    check_passed_the_op_audit(export_dir, [])
 
 
 def test_seqapps_serve_answers_its_requests_as_the_export_does(export_dir):

@@ -1,5 +1,6 @@
-"""A check every app's tests run on their export: ``seqapps serve`` answers the app's requests
-over REST (rows and columns) and gRPC exactly as the SavedModel does when called in-process."""
+"""Checks every app's tests run on their export: it passed the op audit (nothing TF Serving
+lacks), and ``seqapps serve`` answers the app's requests over REST (rows and columns) and gRPC
+exactly as the SavedModel does when called in-process."""
 
 from __future__ import annotations
 
@@ -12,8 +13,19 @@ import requests
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from apps.common import export
 from serving.server import BackgroundServer, ServerSettings
 from serving.tensors import BYTES_SUFFIX, outputs_to_json
+
+
+def check_passed_the_op_audit(export_dir: Path, tensorflow_text_ops: list[str]) -> None:
+    """``seqapps.json`` records the audit of every op, with the tensorflow-text ones named, and
+    the graph has no op that runs only under XLA and no device pin."""
+    serving_ops = export.read_export_config(export_dir)["serving_ops"]
+    ops = export.graph_ops(export_dir)
+    assert serving_ops == {"op_count": len(ops), "tensorflow_text_ops": tensorflow_text_ops}
+    assert not [op for op in ops if op.startswith(export.XLA_OP_PREFIX)]
+    assert export.device_pins(export_dir) == []
 
 
 def _json_value(name: str, value):
