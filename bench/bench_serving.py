@@ -80,7 +80,10 @@ def raw_inputs(app: str, pictures: list[Path]) -> tuple[str, list]:
 def seqapps(*arguments: str, capture: bool = True) -> str:
     command = [sys.executable, "-m", "apps.cli", *arguments]
     print("$ seqapps", " ".join(arguments), file=sys.stderr, flush=True)
-    return subprocess.run(command, check=True, capture_output=capture, text=True).stdout
+    completed = subprocess.run(command, capture_output=capture, text=True)
+    if completed.returncode != 0:
+        sys.exit(f"seqapps {' '.join(arguments)} failed:\n{completed.stderr[-3000:]}")
+    return completed.stdout
 
 
 def export_demo_runs(runs: Path, base: Path) -> None:

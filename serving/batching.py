@@ -211,8 +211,10 @@ class Dispatcher:
         self, max_concurrent: int, max_queued: int, batching: BatchingSettings | None = None
     ):
         self.max_concurrent, self.max_queued, self.batching = max_concurrent, max_queued, batching
-        threads = (batching.num_batch_threads if batching else 0) or max_concurrent
-        self.executor = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="predict")
+        self.threads = (batching.num_batch_threads if batching else 0) or max_concurrent
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            self.threads, thread_name_prefix="predict"
+        )
         self._slots: asyncio.Semaphore | None = None
         self._waiting = 0
         self._queues: dict[tuple, _Queue] = {}
@@ -220,8 +222,7 @@ class Dispatcher:
 
     def _semaphore(self) -> asyncio.Semaphore:
         if self._slots is None:  # created in the event loop that uses it
-            threads = self.executor._max_workers
-            self._slots = asyncio.Semaphore(threads)
+            self._slots = asyncio.Semaphore(self.threads)
         return self._slots
 
     def _admit(self) -> None:

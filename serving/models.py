@@ -228,7 +228,9 @@ class ModelManager:
             with self._lock:
                 del self.models[name]
         for name, folder in sorted(folders.items()):
-            self._poll_model(self.models.setdefault(name, ServedModel(name)), folder)
+            with self._lock:
+                model = self.models.setdefault(name, ServedModel(name))
+            self._poll_model(model, folder)
 
     def _poll_model(self, model: ServedModel, folder: Path) -> None:
         versions = {
@@ -237,7 +239,8 @@ class ModelManager:
             if p.is_dir() and p.name.isdigit() and int(p.name) > 0
         }
         for gone in set(model.statuses) - set(versions):
-            model.statuses[gone] = VersionStatus(State.END)
+            if model.statuses[gone].state != State.END:
+                self._set_status(model, gone, VersionStatus(State.END))
             model.seen.pop(gone, None)
         if not versions:
             if model.current is not None:
@@ -252,7 +255,7 @@ class ModelManager:
         if model.current is not None and model.current.version == newest:
             return
         if not is_complete(path):
-            model.statuses[newest] = VersionStatus(State.START)
+            self._set_status(model, newest, VersionStatus(State.START))
             return
         snapshot = file_snapshot(path)
         settled = model.seen.get(newest) == snapshot
@@ -263,12 +266,17 @@ class ModelManager:
             del model.failed[newest]
         known = model.statuses.get(newest)
         if not settled and not (known and known.state == State.END and not known.error):
-            model.statuses[newest] = VersionStatus(State.START)
+            self._set_status(model, newest, VersionStatus(State.START))
             return  # a version served before (and superseded) needs no settling
         self._load(model, newest, path)
 
+    def _set_status(self, model: ServedModel, version: int, status: VersionStatus) -> None:
+        # Written by the poller only, read by request threads: under the lock.
+        with self._lock:
+            model.statuses[version] = status
+
     def _load(self, model: ServedModel, version: int, path: Path) -> None:
-        model.statuses[version] = VersionStatus(State.LOADING)
+        self._set_status(model, version, VersionStatus(State.LOADING))
         started = time.monotonic()
         try:
             served = ServedVersion(model.name, version, path)
@@ -276,15 +284,15 @@ class ModelManager:
         except Exception as error:  # any failure to load is the version's, not the server's
             message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
             model.failed[version] = model.seen.get(version, ())
-            model.statuses[version] = VersionStatus(State.END, message)
+            self._set_status(model, version, VersionStatus(State.END, message))
             keeping = f"; still serving version {model.current.version}" if model.current else ""
             self.log(f"serving: {model.name} version {version} failed to load: {message}{keeping}")
             return
         with self._lock:
             previous, model.current = model.current, served
-        model.statuses[version] = VersionStatus(State.AVAILABLE)
-        if previous is not None:
-            model.statuses[previous.version] = VersionStatus(State.END)
+            model.statuses[version] = VersionStatus(State.AVAILABLE)
+            if previous is not None:
+                model.statuses[previous.version] = VersionStatus(State.END)
         took = time.monotonic() - started
         self.log(
             f"serving: {model.name} version {version} ({', '.join(sorted(served.signatures))}) "

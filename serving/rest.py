@@ -79,7 +79,7 @@ def parse_json_body(data: bytes) -> dict:
 
 
 def create_app(
-    manager: ModelManager, dispatcher: Dispatcher, max_request_bytes: int
+    manager: ModelManager, dispatcher: Dispatcher, max_request_bytes: int, log=print
 ) -> web.Application:
     async def status_or_metadata(request: web.Request) -> web.Response:
         name, version, suffix = parse_path(request.path)
@@ -125,6 +125,9 @@ def create_app(
             )
         except web.HTTPException as error:  # unknown path, wrong method
             return error_response(error.status, f"{error.reason}: {request.method} {request.path}")
+        except Exception as error:  # a bug or a model failing: the answer says so, in JSON
+            log(f"serving: {request.method} {request.path} failed: {error!r}")
+            return error_response(500, f"the server failed on this request: {error}")
 
     app = web.Application(middlewares=[errors_as_json], client_max_size=max_request_bytes)
     app.router.add_get("/v1/models/{tail:.*}", status_or_metadata)

@@ -58,7 +58,9 @@ class ModelServer:
     async def start(self) -> None:
         settings = self.settings
         await asyncio.to_thread(self.manager.start)  # loads and warms up every model
-        app = rest.create_app(self.manager, self.dispatcher, settings.max_request_bytes)
+        app = rest.create_app(
+            self.manager, self.dispatcher, settings.max_request_bytes, log=self.log
+        )
         self._runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_grace
         )

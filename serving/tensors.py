@@ -267,7 +267,6 @@ def inputs_from_json(body: dict, specs: dict[str, InputSpec], signature: str):
             raise invalid(
                 f'signature {signature!r} takes {len(specs)} inputs: "inputs" must be an object'
             )
-        _check_names(columns, specs, signature)
         row_format = False
     else:
         raise invalid('a predict request needs "instances" (rows) or "inputs" (columns)')

@@ -396,7 +396,9 @@ class AttentiveLSTMDecoder(keras.layers.Layer):
     def step(self, tokens, index, state, context):
         del index  # the recurrence carries the position
         h, c = state
-        embedded = ops.take(self.embedding.embeddings, tokens, axis=0)
+        # The table itself, not the layer's call: cast to the compute dtype as the call would
+        # (float16 under mixed_float16, where the table stays float32).
+        embedded = ops.cast(ops.take(self.embedding.embeddings, tokens, axis=0), self.compute_dtype)
         z, _ = self.attend(h, context["features"], context["projected"])
         h, (_, c) = self.cell(ops.concatenate([embedded, z], axis=-1), [h, c])
         return self.output_logits(embedded, h, z), (h, c)

@@ -230,6 +230,15 @@ def export(
             name: export_tools.with_float32_outputs(function)
             for name, function in predictor.signatures.items()
         }
+        for name, function in predictor.signatures.items():
+            try:
+                function.get_concrete_function()  # traced now: a failure names the signature
+            except (TypeError, ValueError) as error:
+                reason = str(error).strip().splitlines()[-1].strip()
+                raise SeqappsError(
+                    f"--float16: the {task.app.name} model ({predictor.config['architecture']}) "
+                    f"does not trace under mixed_float16 in signature {name!r}: {reason}"
+                ) from None
         predictor.metadata["precision"] = export_tools.MIXED_FLOAT16
     requests = task.warmup_requests()
 

@@ -241,6 +241,21 @@ def test_every_bad_request_gets_its_status_and_the_server_keeps_serving(served):
     assert good.status_code == 200 and good.json()["predictions"][0]["upper"] == "STILL HERE"
 
 
+def test_an_unexpected_failure_is_a_500_in_json_and_the_server_goes_on(served, monkeypatch):
+    server, client, lines = served
+
+    async def failing(*args):
+        raise RuntimeError("the model fell over")
+
+    monkeypatch.setattr(server.dispatcher, "run", failing)
+    response = client.post(f"{MODEL}:predict", {"instances": ["a"]})
+    assert response.status_code == 500
+    assert "the model fell over" in response.json()["error"]
+    assert any("failed: RuntimeError" in line for line in lines)
+    monkeypatch.undo()
+    assert client.post(f"{MODEL}:predict", {"instances": ["a"]}).status_code == 200
+
+
 def test_grpc_predict_metadata_and_status_with_stock_protos(served):
     _, client, _ = served
     response, outputs = client.predict_grpc({"text": ["héllo", "b"]})
