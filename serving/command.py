@@ -13,7 +13,7 @@ from apps.common import command_line
 from apps.common.errors import SeqappsError
 
 DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024  # gRPC's default message limit, for REST as well
-SUMMARY = "serve every model under saved_models/ with TF Serving's REST and gRPC APIs"
+SUMMARY = "serve saved_models/ with TF Serving's REST and gRPC APIs"
 
 
 def positive_float(text: str) -> float:
