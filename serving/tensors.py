@@ -189,7 +189,10 @@ def _leaves_to_array(value, spec: InputSpec, where: str) -> np.ndarray:
     if shape == ():
         array[()] = converted
     elif array.size:
-        flat = np.array(converted, dtype=NUMPY_DTYPES[spec.dtype]).reshape(-1)
+        try:
+            flat = np.array(converted, dtype=NUMPY_DTYPES[spec.dtype]).reshape(-1)
+        except OverflowError:
+            raise invalid(f"{where} has a value out of the range of {spec.dtype_name}") from None
         array.reshape(-1)[:] = flat
     return array
 

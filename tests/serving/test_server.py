@@ -38,7 +38,7 @@ from serving.batching import (
     write_batching_parameters,
 )
 from serving.server import BackgroundServer, ServerSettings
-from serving.tensors import RequestError
+from serving.tensors import InputSpec, RequestError, inputs_from_json
 from tests.serving.toy_models import MODEL, publish, write_version
 
 POLL_SECONDS = 0.1
@@ -254,6 +254,18 @@ def test_an_unexpected_failure_is_a_500_in_json_and_the_server_goes_on(served, m
     assert any("failed: RuntimeError" in line for line in lines)
     monkeypatch.undo()
     assert client.post(f"{MODEL}:predict", {"instances": ["a"]}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [(2**40, "out of the range of int32"), (1.5, "takes int32"), (True, "takes int32")],
+)
+def test_numbers_of_the_wrong_kind_or_range_are_refused(value, words):
+    specs = {"ids": InputSpec("ids", tf.int32.as_datatype_enum, (-1,))}
+    with pytest.raises(RequestError, match=words):
+        inputs_from_json({"instances": [value]}, specs, "serving_default")
+    inputs, _ = inputs_from_json({"instances": [1, 2]}, specs, "serving_default")
+    assert inputs["ids"].dtype == np.int32 and inputs["ids"].tolist() == [1, 2]
 
 
 def test_grpc_predict_metadata_and_status_with_stock_protos(served):
