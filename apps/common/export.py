@@ -414,6 +414,12 @@ FRESH_PROCESS_SCRIPT = textwrap.dedent(
 )
 
 
+# Which library registers an op depends only on the installed TensorFlow and tensorflow-text:
+# what a fresh process found is kept for this one, so that an audit alone (--no-check) of ops
+# already sorted out, a second export of the same model say, needs no process of its own.
+_OP_LIBRARIES: dict[str, str] = {}
+
+
 @dataclasses.dataclass(frozen=True)
 class FreshProcessCheck:
     """What ``check_in_fresh_process`` found: the op audit's summary, an answer per request."""
@@ -436,6 +442,8 @@ def check_in_fresh_process(
     """
     refuse_device_pins(export_dir)
     ops = graph_ops(export_dir)
+    if not requests and set(ops) <= set(_OP_LIBRARIES):
+        return FreshProcessCheck(check_serving_ops(export_dir, ops, _OP_LIBRARIES), [])
     encoded = [
         [signature, {name: encode_tensor(values) for name, values in inputs.items()}]
         for signature, inputs in requests
@@ -463,6 +471,7 @@ def check_in_fresh_process(
     failure = SeqappsError(f"{export_dir}: the export failed in a fresh Python process:\n{error}")
     if op_libraries is None:  # it failed before it sorted the ops out
         raise failure
+    _OP_LIBRARIES.update(op_libraries)
     serving_ops = check_serving_ops(export_dir, ops, op_libraries)  # before a load's failure
     if completed.returncode != 0:
         raise failure

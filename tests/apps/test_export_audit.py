@@ -64,6 +64,19 @@ def test_a_clean_export_passes_and_its_tensorflow_text_ops_are_named(clean_expor
     assert summary == {"op_count": len(ops), "tensorflow_text_ops": [TOKENIZE_OP]}
 
 
+def test_a_second_audit_of_known_ops_needs_no_process(clean_export, monkeypatch):
+    export.audit_serving_ops(clean_export)
+
+    def no_process(*args, **kwargs):
+        raise AssertionError("a fresh process was started for ops already sorted out")
+
+    monkeypatch.setattr(export.subprocess, "run", no_process)
+    summary = export.audit_serving_ops(clean_export)
+    assert summary["tensorflow_text_ops"] == [TOKENIZE_OP]
+    with pytest.raises(AssertionError, match="fresh process"):  # answers still need one
+        export.check_in_fresh_process(clean_export, [("serving_default", {"text": ["a"]})])
+
+
 def test_an_op_of_neither_library_is_refused_with_the_function_that_uses_it(clean_export, tmp_path):
     renamed = []
 
