@@ -90,8 +90,10 @@ BatchingParameters = _batching_parameters_class()
 
 @dataclass(frozen=True)
 class BatchingSettings:
-    """The batching parameters this server honours, with TF Serving's defaults where the file
-    is silent (max_batch_size 1000, batch_timeout_micros 0, max_enqueued_batches 10)."""
+    """TF Serving's batching parameters, with its defaults where the file is silent
+    (max_batch_size 1000, batch_timeout_micros 0, max_enqueued_batches 10). ``seqapps serve``
+    honours all but ``max_enqueued_batches``, which it reads and writes for TF Serving: its own
+    queue is bounded by ``--max-queued-requests``."""
 
     max_batch_size: int = 1000
     batch_timeout_micros: int = 0
@@ -201,7 +203,7 @@ def _batch_key(served: ServedVersion, signature: str, inputs: dict[str, np.ndarr
     shapes = tuple(
         sorted((name, array.dtype.str, array.shape[1:]) for name, array in inputs.items())
     )
-    return (served.name, served.version, id(served), signature, shapes)
+    return (id(served), signature, shapes)  # the queue holds ``served``: its id stays its own
 
 
 class Dispatcher:
@@ -210,7 +212,7 @@ class Dispatcher:
     def __init__(
         self, max_concurrent: int, max_queued: int, batching: BatchingSettings | None = None
     ):
-        self.max_concurrent, self.max_queued, self.batching = max_concurrent, max_queued, batching
+        self.max_queued, self.batching = max_queued, batching
         self.threads = (batching.num_batch_threads if batching else 0) or max_concurrent
         self.executor = concurrent.futures.ThreadPoolExecutor(
             self.threads, thread_name_prefix="predict"

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from serving.batching import Dispatcher
 from serving.metadata import as_json, metadata_response, status_response
-from serving.models import ModelManager
+from serving.models import SERVING_DEFAULT, ModelManager
 from serving.tensors import RequestError, inputs_from_json, outputs_to_json
 
 # NAME, then /versions/V or /labels/L, then /metadata or :VERB.
@@ -104,9 +104,10 @@ def create_app(
         signature = body.get("signature_name", "")
         if not isinstance(signature, str):
             raise RequestError("INVALID_ARGUMENT", '"signature_name" must be a string')
+        signature = signature or SERVING_DEFAULT
         served = manager.lookup(name, version)
         specs = served.signature(signature)
-        inputs, row_format = inputs_from_json(body, specs, signature or "serving_default")
+        inputs, row_format = inputs_from_json(body, specs, signature)
         outputs = await dispatcher.run(served, signature, inputs)
         text = json.dumps(outputs_to_json(outputs, row_format), ensure_ascii=False)
         return web.Response(text=text, content_type="application/json")

@@ -257,7 +257,6 @@ def inputs_from_json(body: dict, specs: dict[str, InputSpec], signature: str):
                         f"instance {index} has inputs {sorted(row)}, instance 0 has "
                         f"{sorted(names)}: every instance names the same inputs"
                     )
-            _check_names(names, specs, signature)
             columns = {name: [row[name] for row in instances] for name in names}
         row_format = True
     elif "inputs" in body:
@@ -279,10 +278,6 @@ def inputs_from_json(body: dict, specs: dict[str, InputSpec], signature: str):
         array = _leaves_to_array(value, specs[name], f"input {name!r}")
         check_shape(array, specs[name])
         inputs[name] = array
-    if row_format:
-        sizes = {array.shape[0] if array.ndim else None for array in inputs.values()}
-        if None in sizes:
-            raise invalid("in the row format every input has a batch dimension")
     return inputs, row_format
 
 
