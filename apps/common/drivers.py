@@ -217,19 +217,8 @@ def export(
     run_dir = Path(run_dir)
     if export_tools.is_export(resolve_model_path(run_dir)):
         raise SeqappsError(f"{run_dir} is already an export; pass the training run directory")
-    predictor = RunPredictor(task, run_dir, options=options)
+    predictor = RunPredictor(task, run_dir, options=options, float16=float16)
     if float16:
-        predictor = RunPredictor(
-            task,
-            run_dir,
-            model=export_tools.mixed_float16_copy(predictor.model),
-            preprocessor=predictor.preprocessor,
-            options=options,
-        )
-        predictor.signatures = {
-            name: export_tools.with_float32_outputs(function)
-            for name, function in predictor.signatures.items()
-        }
         for name, function in predictor.signatures.items():
             try:
                 function.get_concrete_function()  # traced now: a failure names the signature
@@ -239,7 +228,6 @@ def export(
                     f"--float16: the {task.app.name} model ({predictor.config['architecture']}) "
                     f"does not trace under mixed_float16 in signature {name!r}: {reason}"
                 ) from None
-        predictor.metadata["precision"] = export_tools.MIXED_FLOAT16
     requests = task.warmup_requests()
 
     def write(export_dir: Path) -> None:

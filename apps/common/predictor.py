@@ -92,7 +92,10 @@ class RunPredictor(Predictor):
         model: keras.Model | None = None,
         preprocessor: tf.Module | None = None,
         options: dict | None = None,
+        float16: bool = False,
     ):
+        """``float16``: the model computes under ``mixed_float16`` and the signatures still
+        return float32 (``export --float16``)."""
         run_dir = Path(run_dir)
         self.config = training.read_json(run_dir / training.CONFIG_FILE)
         check_app(task, self.config.get("app"), run_dir, "run")
@@ -101,7 +104,7 @@ class RunPredictor(Predictor):
             if not model_path.exists():
                 raise SeqappsError(f"{run_dir}: no {training.MODEL_FILE} yet (is training done?)")
             model = keras.models.load_model(model_path)
-        self.model = model
+        self.model = export_tools.mixed_float16_copy(model) if float16 else model
         hyperparameters = self.config["hyperparameters"]
         self.preprocessor = preprocessor or task.load_preprocessor(run_dir, hyperparameters)
         options = options or {}
@@ -113,6 +116,12 @@ class RunPredictor(Predictor):
         metadata = export_tools.export_config(
             task.app.name, self.config, task.export_metadata(self.preprocessor, options)
         )
+        if float16:
+            signatures = {
+                name: export_tools.with_float32_outputs(function)
+                for name, function in signatures.items()
+            }
+            metadata["precision"] = export_tools.MIXED_FLOAT16
         super().__init__(run_dir, signatures, metadata)
 
 
