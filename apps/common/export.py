@@ -490,12 +490,6 @@ def check_in_fresh_process(
     return FreshProcessCheck(serving_ops, answers)
 
 
-def audit_serving_ops(export_dir: Path) -> dict:
-    """The op audit alone (``check_in_fresh_process`` without requests), for an export whose
-    answers are not checked: its summary, or a SeqappsError naming what a server lacks."""
-    return check_in_fresh_process(export_dir).serving_ops
-
-
 def assert_same_answers(
     expected: Sequence[dict[str, np.ndarray]],
     actual: Sequence[dict[str, np.ndarray]],

@@ -60,18 +60,18 @@ def test_a_clean_export_passes_and_its_tensorflow_text_ops_are_named(clean_expor
     graph = export.read_saved_model(clean_export).meta_graphs[0].graph_def
     ops = export.graph_ops(clean_export)
     assert ops[TOKENIZE_OP] == [function_using(graph, TOKENIZE_OP).signature.name]
-    summary = export.audit_serving_ops(clean_export)
+    summary = export.check_in_fresh_process(clean_export).serving_ops
     assert summary == {"op_count": len(ops), "tensorflow_text_ops": [TOKENIZE_OP]}
 
 
 def test_a_second_audit_of_known_ops_needs_no_process(clean_export, monkeypatch):
-    export.audit_serving_ops(clean_export)
+    export.check_in_fresh_process(clean_export)
 
     def no_process(*args, **kwargs):
         raise AssertionError("a fresh process was started for ops already sorted out")
 
     monkeypatch.setattr(export.subprocess, "run", no_process)
-    summary = export.audit_serving_ops(clean_export)
+    summary = export.check_in_fresh_process(clean_export).serving_ops
     assert summary["tensorflow_text_ops"] == [TOKENIZE_OP]
     with pytest.raises(AssertionError, match="fresh process"):  # answers still need one
         export.check_in_fresh_process(clean_export, [("serving_default", {"text": ["a"]})])
@@ -112,7 +112,7 @@ def test_a_device_pin_in_a_serving_function_is_refused(clean_export, tmp_path):
 
     pinned = edited_copy(clean_export, tmp_path / "pinned", pin_to_gpu)
     with pytest.raises(SeqappsError, match=r"1 node\(s\) pinned to a device: __inference_.*"):
-        export.audit_serving_ops(pinned)  # refused from the graph alone, before any process
+        export.check_in_fresh_process(pinned)  # refused from the graph alone, before any process
     (pin,) = export.device_pins(pinned)
     assert pin.endswith("(StringUpper) on /device:GPU:0")
 
